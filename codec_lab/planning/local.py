@@ -1,0 +1,221 @@
+"""`LocalPlanner`: Optuna TPE over the runnable strategies, warm-started from the history.
+
+The objective is the scalar `scoring.score` (bits saved while meeting the targets; how far
+off when not), so plans that meet the targets are preferred. Earlier results on this clip
+and the best ones on clips of the same scene class are added to the study as completed
+trials before asking for `n` new ones. Same seed + same history = same plans.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from codec_lab.contracts import (
+    Budget,
+    ExperimentPlan,
+    ExperimentRecord,
+    ExpectedOutcome,
+    ParamSpec,
+    PlanDraft,
+    SceneProfile,
+    SearchSpace,
+    StrategySpec,
+    Targets,
+    VideoInfo,
+)
+from codec_lab.planning.protocol import PlanningReport
+from codec_lab.planning.scoring import record_score, rounds_done
+from codec_lab.planning.space import default_search_space
+from codec_lab.planning.validate import DraftRejected, clamp_parameters, finalize, parameters_key
+
+
+def _distribution(spec: ParamSpec) -> Any:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if spec.kind == "categorical":
+        return CategoricalDistribution(list(spec.choices or []))
+    if spec.kind == "int":
+        return IntDistribution(int(spec.low), int(spec.high))  # type: ignore[arg-type]
+    return FloatDistribution(float(spec.low), float(spec.high), log=spec.log)  # type: ignore[arg-type]
+
+
+def _unit(spec: ParamSpec, value: Any) -> float:
+    """Position of `value` in [0, 1] along the parameter (log scale where the spec says)."""
+    if spec.kind == "categorical":
+        choices = spec.choices or []
+        return choices.index(value) / max(1, len(choices) - 1) if value in choices else 0.5
+    low, high, v = float(spec.low), float(spec.high), float(value)  # type: ignore[arg-type]
+    if spec.log:
+        low, high, v = math.log(low), math.log(high), math.log(v)
+    return 0.0 if high == low else (v - low) / (high - low)
+
+
+def _describe(record: ExperimentRecord) -> str:
+    params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.plan.parameters.items())
+    head = f"{record.plan.plan_id} {record.plan.strategy} {params}"
+    r = record.result
+    if r is None:
+        return f"{head}: unfinished"
+    if r.metrics is None:
+        return f"{head}: failed"
+    return f"{head}: {r.metrics.kbps:.0f} kbps, {r.metrics.quality.psnr_yuv:.2f} dB"
+
+
+class LocalPlanner:
+    """Optuna TPE (scalarised objective), deterministic for a given `seed` and history."""
+
+    name = "local:optuna-tpe"
+
+    def __init__(
+        self,
+        space: SearchSpace | None = None,
+        *,
+        seed: int = 0,
+        n_startup_trials: int = 4,
+        similar_limit: int = 20,
+        max_asks_per_plan: int = 25,
+    ) -> None:
+        self.space = space or default_search_space()
+        self.seed = seed
+        self.n_startup_trials = n_startup_trials
+        self.similar_limit = similar_limit
+        self.max_asks_per_plan = max_asks_per_plan
+        self.last_report: PlanningReport | None = None
+
+    # -- warm start -------------------------------------------------------------------
+    def _warm_records(self, profile: SceneProfile, history: Sequence[ExperimentRecord]) -> list[ExperimentRecord]:
+        finished = [r for r in history if r.result is not None]
+        mine = sorted((r for r in finished if r.video_id == profile.video_id), key=lambda r: (r.plan.round, r.plan.plan_id))
+        similar = [
+            r for r in finished
+            if r.video_id != profile.video_id and r.scene_class == profile.scene_class and r.status == "succeeded"
+        ]
+        similar.sort(key=lambda r: (-(r.score or 0.0), r.video_id, r.plan.plan_id))
+        return mine + similar[: self.similar_limit]
+
+    def _trial_params(self, strategy: StrategySpec, parameters: dict[str, Any]) -> tuple[dict, dict] | None:
+        try:
+            clean = clamp_parameters(strategy, parameters, [])
+        except DraftRejected:
+            return None
+        params: dict[str, Any] = {"strategy": strategy.name}
+        dists: dict[str, Any] = {"strategy": self._strategy_distribution()}
+        for spec in strategy.params:
+            if spec.name in clean:
+                params[f"{strategy.name}.{spec.name}"] = clean[spec.name]
+                dists[f"{strategy.name}.{spec.name}"] = _distribution(spec)
+        return params, dists
+
+    def _strategy_distribution(self) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution([s.name for s in self.space.runnable()])
+
+    # -- proposing --------------------------------------------------------------------
+    def propose(
+        self,
+        video: VideoInfo,
+        profile: SceneProfile,
+        history: Sequence[ExperimentRecord],
+        targets: Targets,
+        budget: Budget,
+        n: int,
+    ) -> list[ExperimentPlan]:
+        import optuna
+        from optuna.trial import create_trial
+
+        round_ = rounds_done(history, profile.video_id) + 1
+        runnable = self.space.runnable()
+        if not runnable or n <= 0 or budget.rounds <= 0 or budget.experiments <= 0:
+            self.last_report = PlanningReport(planner=self.name, round=round_, fallback_reason=None)
+            return []
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning for multivariate/group
+            sampler = optuna.samplers.TPESampler(
+                seed=self.seed * 1000 + round_,
+                n_startup_trials=self.n_startup_trials,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+
+            warm = self._warm_records(profile, history)
+            known: dict[str, float] = {}
+            for record in warm:
+                strategy = self.space.strategy(record.plan.strategy)
+                value = record_score(record, targets)
+                if strategy is None or not strategy.runnable or value is None:
+                    continue
+                tp = self._trial_params(strategy, dict(record.plan.parameters))
+                if tp is None:
+                    continue
+                study.add_trial(create_trial(params=tp[0], distributions=tp[1], value=value))
+                if record.video_id == profile.video_id:
+                    known[parameters_key(strategy.name, clamp_parameters(strategy, dict(record.plan.parameters), []))] = value
+            for record in history:  # unfinished ones on this clip: do not propose them again
+                if record.video_id == profile.video_id and record.result is None:
+                    known.setdefault(parameters_key(record.plan.strategy, dict(record.plan.parameters)), float("nan"))
+
+            drafts: list[PlanDraft] = []
+            wanted = min(n, budget.experiments)
+            asks = 0
+            while len(drafts) < wanted and asks < wanted * self.max_asks_per_plan:
+                asks += 1
+                trial = study.ask()
+                name = trial.suggest_categorical("strategy", [s.name for s in runnable])
+                strategy = self.space.strategy(name)
+                assert strategy is not None
+                params: dict[str, Any] = {}
+                for spec in strategy.params:
+                    key = f"{name}.{spec.name}"
+                    if spec.kind == "categorical":
+                        params[spec.name] = trial.suggest_categorical(key, list(spec.choices or []))
+                    elif spec.kind == "int":
+                        params[spec.name] = trial.suggest_int(key, int(spec.low), int(spec.high))  # type: ignore[arg-type]
+                    else:
+                        params[spec.name] = trial.suggest_float(key, float(spec.low), float(spec.high), log=spec.log)  # type: ignore[arg-type]
+                    if isinstance(params[spec.name], float):
+                        params[spec.name] = float(f"{params[spec.name]:.4g}")
+                pk = parameters_key(name, params)
+                if pk in known:  # already tried on this clip (or asked already): tell what we know, ask again
+                    value = known[pk]
+                    study.tell(trial, value if math.isfinite(value) else None,
+                               state=None if math.isfinite(value) else optuna.trial.TrialState.FAIL)
+                    continue
+                known[pk] = float("nan")
+                drafts.append(self._draft(strategy, params, profile, warm, targets, len(history), asks))
+
+        done = finalize(drafts, space=self.space, profile=profile, history=history, budget=budget,
+                        n=n, round_=round_, planner=self.name)
+        self.last_report = PlanningReport(planner=self.name, round=round_, proposed=len(done.plans),
+                                          dropped=done.dropped, adjusted=done.adjusted)
+        return done.plans
+
+    def _draft(self, strategy: StrategySpec, params: dict[str, Any], profile: SceneProfile,
+               warm: list[ExperimentRecord], targets: Targets, n_history: int, ask: int) -> PlanDraft:
+        mine = [r for r in warm if r.video_id == profile.video_id]
+        scored = [(record_score(r, targets), r) for r in warm if r.plan.strategy == strategy.name and r.result]
+        if not scored or len(warm) < self.n_startup_trials:
+            rationale = (f"TPE warm-up sample {ask} ({len(mine)} result(s) on this clip, "
+                         f"{len(warm) - len(mine)} on similar '{profile.scene_class}' clips): explore {strategy.name}")
+            return PlanDraft(strategy=strategy.name, parameters=params, rationale=rationale)
+
+        def distance(r: ExperimentRecord) -> float:
+            return sum((_unit(s, params[s.name]) - _unit(s, r.plan.parameters.get(s.name, s.default))) ** 2
+                       for s in strategy.params if s.name in params)
+
+        nearest = min((r for _, r in scored), key=lambda r: (distance(r), r.video_id != profile.video_id))
+        best_value, best = max(scored, key=lambda t: (t[0] if t[0] is not None else -1e9))
+        expected = ExpectedOutcome()
+        if nearest.result and nearest.result.metrics:
+            m = nearest.result.metrics
+            expected = ExpectedOutcome(kbps=round(m.kbps, 1), psnr_yuv=round(m.quality.psnr_yuv, 2), meets_target=m.meets_target)
+        rationale = (f"TPE on {len(warm)} result(s) (score = bits saved while meeting targets); best so far "
+                     f"{_describe(best)} (score {best_value:.2f}); nearest tried {_describe(nearest)}")
+        return PlanDraft(strategy=strategy.name, parameters=params, rationale=rationale[:400], expected=expected)
