@@ -1,0 +1,1 @@
+"""Rate-distortion analysis and reports: BD-rate, RD plots, HTML."""

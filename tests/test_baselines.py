@@ -1,0 +1,54 @@
+"""The classical anchors through PyAV: real files, decodable, rates that follow the settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from codec_lab.bench import measure
+from codec_lab.codecs import get_codec, parse_codec_list
+from codec_lab.contracts import Targets
+from codec_lab.errors import CodecLabError
+from codec_lab.metrics import bitrate_kbps
+from tests.conftest import synthetic_clip
+
+
+@pytest.mark.parametrize("name", ["x264", "x265", "av1"])
+def test_crf_sweep_points_are_real_files_whose_rate_falls_with_quality(tmp_path, name):
+    clip = synthetic_clip(frames=4, width=64, height=48)
+    codec = get_codec(name)
+    settings = codec.sweep(clip)
+    fine, coarse = (measure(codec, clip, s, tmp_path, Targets(), with_ms_ssim=False) for s in (settings[0], settings[-1]))
+    for point in (fine, coarse):
+        assert point.frames == 4
+        assert 0 < point.payload_bytes < point.file_bytes  # container overhead reported apart
+        assert point.kbps == pytest.approx(bitrate_kbps(point.payload_bytes, 4, 25.0))
+    assert fine.payload_bytes > coarse.payload_bytes
+    assert fine.quality.psnr_yuv > coarse.quality.psnr_yuv
+    assert fine.quality.psnr_yuv > 35
+
+
+def test_odd_sizes_are_padded_for_the_encoder_and_measured_at_the_source_size(tmp_path):
+    clip = synthetic_clip(frames=3, width=35, height=27)
+    point = measure(get_codec("x264"), clip, {"crf": 18, "preset": "medium"}, tmp_path, Targets(), with_ms_ssim=False)
+    assert (point.width, point.height) == (35, 27)
+    assert point.quality.psnr_yuv > 35
+
+
+def test_target_bitrate_mode_two_pass_lands_near_the_target(tmp_path):
+    clip = synthetic_clip(frames=12, width=128, height=96)
+    codec = get_codec("x264")
+    point = measure(codec, clip, {"kbps": 400, "preset": "medium"}, tmp_path, Targets(), with_ms_ssim=False)
+    assert 0.6 * 400 < point.kbps < 1.3 * 400
+
+
+def test_crf_outside_the_encoder_range_is_refused(tmp_path, tiny_clip):
+    with pytest.raises(CodecLabError, match="crf 70 is outside 1..63"):
+        get_codec("av1").encode(tiny_clip, {"crf": 70}, tmp_path / "x")
+
+
+def test_codec_names():
+    assert parse_codec_list("x264, HEVC,svt-av1") == ["x264", "x265", "av1"]
+    with pytest.raises(CodecLabError, match="unknown codec 'vp9'"):
+        parse_codec_list("x264,vp9")
+    assert get_codec("x265").beyond({"crf": 50}, "lower") is None
+    assert get_codec("x265").beyond({"crf": 20}, "higher") == {"crf": 15}

