@@ -9,4 +9,5 @@ COMMANDS = [
     "probe",
     "eval",
     "bench",
+    "history",
 ]

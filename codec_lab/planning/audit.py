@@ -68,7 +68,7 @@ class MemoryAuditSink:
 
     def write(self, record: AuditRecord) -> str:
         uri = f"memory://{_key(record)}"
-        self.records.append(record.model_copy(update={"uri": uri}))
+        self.records.append(record if record.uri else record.model_copy(update={"uri": uri}))
         return uri
 
 

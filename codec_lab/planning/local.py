@@ -1,7 +1,9 @@
 """`LocalPlanner`: Optuna TPE over the runnable strategies, warm-started from the history.
 
 The objective is the scalar `scoring.score` (bits saved while meeting the targets; how far
-off when not), so plans that meet the targets are preferred. Earlier results on this clip
+off when not), so plans that meet the targets are preferred. With a handful of trials TPE
+explores a lot, so each batch (once there is a best result) also holds one refinement: the
+best plan so far with each numeric parameter nudged by about 5% of its range. Earlier results on this clip
 and the best ones on clips of the same scene class are added to the study as completed
 trials before asking for `n` new ones. Same seed + same history = same plans.
 """
@@ -9,6 +11,7 @@ trials before asking for `n` new ones. Same seed + same history = same plans.
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -139,6 +142,8 @@ class LocalPlanner:
             sampler = optuna.samplers.TPESampler(
                 seed=self.seed * 1000 + round_,
                 n_startup_trials=self.n_startup_trials,
+                n_ei_candidates=64,
+                gamma=lambda k: max(1, math.ceil(0.25 * k)),  # top quarter is "good": few trials here
                 multivariate=True,
                 group=True,
                 constant_liar=True,
@@ -164,6 +169,9 @@ class LocalPlanner:
 
             drafts: list[PlanDraft] = []
             wanted = min(n, budget.experiments)
+            refined = self._refine(warm, profile, targets, known, random.Random(self.seed * 1000 + round_))
+            if refined is not None and len(warm) >= self.n_startup_trials:
+                drafts.append(refined)
             asks = 0
             while len(drafts) < wanted and asks < wanted * self.max_asks_per_plan:
                 asks += 1
@@ -196,6 +204,46 @@ class LocalPlanner:
         self.last_report = PlanningReport(planner=self.name, round=round_, proposed=len(done.plans),
                                           dropped=done.dropped, adjusted=done.adjusted)
         return done.plans
+
+    def _refine(self, warm: list[ExperimentRecord], profile: SceneProfile, targets: Targets,
+                known: dict[str, float], rng: random.Random) -> PlanDraft | None:
+        """The best plan so far with its numeric parameters nudged (an exploitation step)."""
+        scored = [(record_score(r, targets), r) for r in warm if r.status == "succeeded"]
+        scored = [(v, r) for v, r in scored if v is not None and self.space.strategy(r.plan.strategy) is not None
+                  and self.space.strategy(r.plan.strategy).runnable]  # type: ignore[union-attr]
+        if not scored:
+            return None
+        value, best = max(scored, key=lambda t: (t[0], t[1].video_id == profile.video_id))
+        strategy = self.space.strategy(best.plan.strategy)
+        assert strategy is not None
+        try:
+            base = clamp_parameters(strategy, dict(best.plan.parameters), [])
+        except DraftRejected:
+            return None
+        for _ in range(20):
+            params = dict(base)
+            for spec in strategy.params:
+                if spec.kind == "categorical" or spec.name not in params:
+                    continue
+                lo, hi = float(spec.low), float(spec.high)  # type: ignore[arg-type]
+                direction = rng.choice((-1, 0, 1))
+                if spec.log:
+                    moved = math.exp(math.log(float(params[spec.name])) + direction * 0.05 * math.log(hi / lo) * rng.uniform(0.5, 1.5))
+                else:
+                    moved = float(params[spec.name]) + direction * max(1.0 if spec.kind == "int" else 0.0, 0.05 * (hi - lo) * rng.uniform(0.5, 1.5))
+                moved = min(max(moved, lo), hi)
+                params[spec.name] = int(round(moved)) if spec.kind == "int" else float(f"{moved:.4g}")
+            key = parameters_key(strategy.name, params)
+            if key not in known:
+                known[key] = float("nan")
+                expected = ExpectedOutcome()
+                if best.result and best.result.metrics:
+                    m = best.result.metrics
+                    expected = ExpectedOutcome(kbps=round(m.kbps, 1), psnr_yuv=round(m.quality.psnr_yuv, 2), meets_target=m.meets_target)
+                where = "this clip" if best.video_id == profile.video_id else f"a similar '{profile.scene_class}' clip"
+                return PlanDraft(strategy=strategy.name, parameters=params, expected=expected,
+                                 rationale=f"refine the best so far on {where}: {_describe(best)} (score {value:.2f})"[:400])
+        return None
 
     def _draft(self, strategy: StrategySpec, params: dict[str, Any], profile: SceneProfile,
                warm: list[ExperimentRecord], targets: Targets, n_history: int, ask: int) -> PlanDraft:

@@ -46,7 +46,8 @@ def validation_message(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        got = repr(err.get("input"))
+        parts.append(f"{loc}: {err['msg']} (got {got[:60] + '...' if len(got) > 60 else got})")
     return "; ".join(parts)
 
 
