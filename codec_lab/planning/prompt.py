@@ -126,7 +126,10 @@ def space_summary(space: SearchSpace) -> list[dict[str, Any]]:
             if p.description:
                 d["meaning"] = p.description
             params[p.name] = d
-        out.append({"name": s.name, "runnable": s.runnable, "gpu": s.gpu, "what": s.description, "params": params})
+        entry: dict[str, Any] = {"name": s.name, "runnable": s.runnable, "gpu": s.gpu, "what": s.description}
+        if s.runnable:  # parameters of strategies that cannot run yet would only cost tokens
+            entry["params"] = params
+        out.append(entry)
     return out
 
 
@@ -135,7 +138,8 @@ def render_user_prompt(
     budget: Budget, space: SearchSpace, n: int, round_: int, version: str = PROMPT_VERSION,
 ) -> str:
     _, template = load_prompt(version)
-    profile_data = profile.model_dump(mode="json", exclude={"version", "video_id", "notes"})
+    profile_data = {k: round(v, 3) if isinstance(v, float) else v
+                    for k, v in profile.model_dump(mode="json", exclude={"version", "video_id", "notes"}).items()}
     return Template(template).substitute(
         round=int(round_), n=int(n),
         video=data_block(video_summary(video)),
