@@ -15,39 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from codec_lab.codecs import Settings, SweepCodec, get_codec
-from codec_lab.contracts import RDPoint, Targets, VideoInfo
+from codec_lab.contracts import BenchClip, BenchResults, RDPoint, Targets, VideoInfo
 from codec_lab.metrics import bitrate_kbps, bits_per_pixel, evaluate, tops_per_frame
 from codec_lab.video.frames import Clip
 
 QUALITY_SPAN = (28.0, 42.0)
 MAX_WIDEN = 2
 BD_ANCHORS = ("x265", "av1")
-BENCH_VERSION = 1
-
-
-class BenchClip(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
-    width: int
-    height: int
-    frames: int
-    fps: float
-    notes: list[str]
-
-
-class BenchResults(BaseModel):
-    """results.json: everything a plot, a BD-rate or a later planner needs."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: int = BENCH_VERSION
-    clip: BenchClip
-    targets: Targets
-    points: list[RDPoint]
-    bd_rate: dict[str, dict[str, float | None]]  # test codec -> anchor -> percent
-    wall_seconds: float
 
 
 @dataclass

@@ -320,3 +320,33 @@ class AuditRecord(Contract):
     dropped: list[DroppedPlan] = Field(default_factory=list)
     uri: str | None = Field(default=None, description="where the full record was written (file or s3://)")
     created_at: str = Field(default_factory=utc_now)
+
+
+class BenchClip(Contract):
+    path: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    frames: int = Field(ge=1)
+    fps: float = Field(gt=0)
+    notes: list[str] = Field(default_factory=list)
+
+
+class BenchResults(Contract):
+    """results.json of `codec-lab bench` and of the Analyze step's anchor sweep: what plots and BD-rates read."""
+
+    version: int = Field(default=CONTRACT_VERSION, ge=1, le=CONTRACT_VERSION, description="contract version; newer payloads are refused")
+    clip: BenchClip
+    targets: Targets
+    points: list[RDPoint]
+    bd_rate: dict[str, dict[str, float | None]] = Field(description="test codec -> anchor codec -> BD-rate %")
+    wall_seconds: float = Field(ge=0)
+
+
+class Decision(Contract):
+    """The Decide step's answer: plan another round, or stop and say why."""
+
+    stop: bool
+    reason: str
+    best_plan_id: str | None = Field(default=None, description="the best finished experiment so far")
+    target_met: bool = False
+    budget_left: Budget

@@ -6,29 +6,17 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from codec_lab.video.frames import Clip, chroma_shape
+from codec_lab.video.demo import demo_clip
+from codec_lab.video.frames import Clip
 
 TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 
 
 def synthetic_clip(frames: int = 6, width: int = 64, height: int = 48, fps: Fraction = Fraction(25), step: int = 2) -> Clip:
-    """A camera pan over scikit-image's astronaut photograph, as 8-bit 4:2:0 (BT.601)."""
-    from skimage import data
-    from skimage.color import rgb2ycbcr
-
-    photo = rgb2ycbcr(data.astronaut()[100:400, 100:400])  # float, Y in 16..235
-    ch, cw = chroma_shape(height, width)
-    ys, us, vs = [], [], []
-    for i in range(frames):
-        crop = photo[i * step : i * step + height + (height % 2), i : i + width + (width % 2)]
-        ys.append(np.clip(np.rint(crop[:height, :width, 0]), 0, 255).astype(np.uint8))
-        for plane, out in ((crop[..., 1], us), (crop[..., 2], vs)):
-            down = plane.reshape(ch, 2, cw, 2).mean(axis=(1, 3))
-            out.append(np.clip(np.rint(down), 0, 255).astype(np.uint8))
-    return Clip(np.stack(ys), np.stack(us), np.stack(vs), fps)
+    """A camera pan over scikit-image's astronaut photograph (the same generator as `run --demo`)."""
+    return demo_clip(frames=frames, width=width, height=height, fps=fps, step=step)
 
 
 @pytest.fixture

@@ -10,4 +10,5 @@ COMMANDS = [
     "eval",
     "bench",
     "history",
+    "run",
 ]

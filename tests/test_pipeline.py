@@ -1,0 +1,136 @@
+"""The local runner: the whole lab on a tiny clip, a failing experiment, a crash and a resume, an empty planner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import codec_lab.pipeline as pipeline
+from codec_lab.contracts import ExperimentPlan
+from codec_lab.pipeline import STEPS, LocalRunner, RunConfig
+from codec_lab.planning.local import LocalPlanner
+from codec_lab.planning.space import default_search_space
+from codec_lab.steps import PIPELINE_STEPS
+from codec_lab.store import SqliteStore
+from codec_lab.video import write_clip
+from tests.conftest import synthetic_clip
+
+
+class ScriptedPlanner:
+    """Returns the given rounds of av1 settings as plans; [] once the script runs out."""
+
+    name = "scripted"
+    last_report = None
+
+    def __init__(self, rounds: list[list[int]]):
+        self.rounds = rounds
+        self.calls = 0
+
+    def propose(self, video, profile, history, targets, budget, n):
+        crfs = self.rounds[self.calls] if self.calls < len(self.rounds) else []
+        self.calls += 1
+        return [
+            ExperimentPlan(plan_id=f"r{self.calls}-{i}-crf{crf}", video_id=profile.video_id, round=self.calls, planner=self.name,
+                           strategy="av1", parameters={"crf": crf, "preset": 8}, rationale=f"scripted crf {crf}")
+            for i, crf in enumerate(crfs)
+        ]
+
+
+def config(tmp_path: Path, **overrides) -> RunConfig:
+    base = dict(frames=4, rounds=1, experiments_per_round=3, budget_seconds=60, out=tmp_path / "runs", anchors=("x264", "av1"),
+                with_ms_ssim=False)
+    return RunConfig(**{**base, **overrides})
+
+
+@pytest.fixture
+def clip_path(tmp_path) -> Path:
+    return write_clip(synthetic_clip(frames=5, width=64, height=48), tmp_path / "pan.y4m")
+
+
+def dedupe(names):
+    return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+
+
+def test_step_names_are_the_state_machine_contract():
+    assert STEPS == PIPELINE_STEPS == ("Analyze", "Plan", "RunExperiments", "Record", "Decide", "Report")
+
+
+def test_end_to_end_with_the_local_planner(tmp_path, clip_path):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    planner = LocalPlanner(default_search_space().only(["av1"]), seed=0)
+    summary = LocalRunner(config(tmp_path, rounds=2, experiments_per_round=2), store, planner).run(clip_path)
+
+    assert dedupe(summary.steps_run)[:5] == list(STEPS[:5]) and summary.steps_run[-1] == "Report"
+    records = store.list_experiments(summary.video_id)
+    assert records and all(r.status == "succeeded" for r in records)
+    for r in records:
+        folder = summary.run_dir / "experiments" / r.plan.plan_id
+        assert json.loads((folder / "result.json").read_text())["status"] == "succeeded"
+        assert 0 < r.result.metrics.payload_bytes <= Path(r.result.artifacts["bitstream"]).stat().st_size
+        assert (folder / "sample.png").exists()
+    assert (summary.run_dir / "anchors" / "results.json").exists()
+    page = summary.report.read_text()
+    assert "Conclusion" in page and "data:image/png;base64," in page and records[0].plan.plan_id in page
+    assert "http://" not in page and "https://" not in page  # opens with no network
+    assert store.get_video(summary.video_id).status == "done"
+    # the target is easy on this clip: the run stops as soon as it is met
+    assert summary.decision.target_met == any(r.result.metrics.meets_target for r in records)
+
+
+def test_failing_experiment_then_crash_then_resume(tmp_path, clip_path, monkeypatch):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    real = pipeline.run_experiment
+    calls = []
+
+    def crash_on_third(plan, *args, **kwargs):
+        calls.append(plan.plan_id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process is killed mid-round
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_experiment", crash_on_third)
+    planner = ScriptedPlanner([[30, 99, 45]])  # crf 99 is out of SVT-AV1's range: that experiment fails
+    cfg = config(tmp_path, targets=pipeline.Targets(max_kbps=1.0))  # unreachable: the run never stops early
+    with pytest.raises(KeyboardInterrupt):
+        LocalRunner(cfg, store, planner).run(clip_path)
+    video_id = store.list_videos()[0].video_id
+    states = {r.plan.plan_id: r.status for r in store.list_experiments(video_id)}
+    assert states == {"r1-0-crf30": "succeeded", "r1-1-crf99": "failed", "r1-2-crf45": "planned"}
+
+    calls.clear()
+    monkeypatch.setattr(pipeline, "run_experiment", lambda plan, *a, **k: calls.append(plan.plan_id) or real(plan, *a, **k))
+    summary = LocalRunner(cfg, store, planner).run(clip_path)
+    assert calls == ["r1-2-crf45"]  # finished experiments are kept, not redone
+    assert planner.calls == 1  # the unfinished plan was resumed, not planned again
+    records = {r.plan.plan_id: r for r in store.list_experiments(video_id)}
+    assert records["r1-2-crf45"].status == "succeeded"
+    assert "crf 99 is outside 1..63" in records["r1-1-crf99"].result.error
+    assert "crf 99 is outside" in summary.report.read_text()
+
+
+def test_a_planner_with_nothing_valid_still_reports(tmp_path, clip_path):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    summary = LocalRunner(config(tmp_path), store, ScriptedPlanner([])).run(clip_path)
+    assert summary.decision.stop and "no valid experiment" in summary.decision.reason
+    assert summary.experiments == 0 and summary.report.exists()
+    assert summary.steps_run == ["Analyze", "Plan", "Decide", "Report"]
+
+
+def test_run_command_quick_demo_json(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "codec_lab.cli", "run", "--demo", "--quick", "--json", "--out", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout)
+    assert Path(summary["report"]).exists() and summary["experiments"] >= 1
+    assert summary["steps"][0] == "Analyze" and summary["steps"][-1] == "Report"
+    again = subprocess.run(
+        [sys.executable, "-m", "codec_lab.cli", "run", "--demo", "--quick", "--json", "--out", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert json.loads(again.stdout)["experiments"] == summary["experiments"]  # nothing redone, nothing lost
