@@ -37,11 +37,11 @@ def suppress(stack: cdk.Stack) -> None:
             "A cross-region inference profile routes each call to the model in one of the profile's regions; the "
             "foundation-model statement has a wildcard region only and is conditioned on bedrock:InferenceProfileArn "
             "being the configured profile (AWS Bedrock docs, 'Prerequisites for inference profiles')."),
-            applies_to=[_regex(r"^Resource::arn:<AWS::Partition>:bedrock:\*::foundation-model\/.+$")])])
+            applies_to=[_regex(r"^Resource::arn:(<AWS::Partition>|aws[a-z-]*):bedrock:\*::foundation-model\/.+$")])])
     NagSuppressions.add_resource_suppressions_by_path(stack, f"{path}/Functions/RecordRole/DefaultPolicy/Resource", [
         NagPackSuppression(id="AwsSolutions-IAM5", reason=(
             "Record describes the training jobs this stack names (prefix 'cl-'); job names are made per experiment."),
-            applies_to=[_regex(r"^Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job\/cl-\*$")])])
+            applies_to=[_regex(r"^Resource::arn:(<AWS::Partition>|aws[a-z-]*):sagemaker:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\d{12}):training-job\/cl-\*$")])])
 
     NagSuppressions.add_resource_suppressions_by_path(stack, f"{path}/Workflow/JobRole/DefaultPolicy/Resource", [
         NagPackSuppression(id="AwsSolutions-IAM5", reason=(
@@ -50,7 +50,7 @@ def suppress(stack: cdk.Stack) -> None:
             "log groups under /aws/sagemaker/ that SageMaker creates per job type."), applies_to=[
             "Resource::*",
             _regex(r"^Resource::<StorageVideos[0-9A-F]+\.Arn>\/(uploads|runs|tmp)\/\*$"),
-            _regex(r"^Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:\/aws\/sagemaker\/\*$"),
+            _regex(r"^Resource::arn:(<AWS::Partition>|aws[a-z-]*):logs:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\d{12}):log-group:\/aws\/sagemaker\/\*$"),
         ])])
     NagSuppressions.add_resource_suppressions_by_path(stack, f"{path}/Workflow/Pipeline/Role/DefaultPolicy/Resource", [
         NagPackSuppression(id="AwsSolutions-IAM5", reason=(
@@ -60,7 +60,7 @@ def suppress(stack: cdk.Stack) -> None:
             "(training-job/*, processing-job/cl-*); LambdaInvoke grants the function ARN and its versions (<arn>:*)."),
             applies_to=[
                 "Resource::*",
-                _regex(r"^Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:(training|processing)-job\/(cl-)?\*$"),
+                _regex(r"^Resource::arn:(<AWS::Partition>|aws[a-z-]*):sagemaker:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\d{12}):(training|processing)-job\/(cl-)?\*$"),
                 _regex(r"^Resource::<Functions(Plan|Record|Decide|Report)[0-9A-F]+\.Arn>:\*$"),
             ])])
 
