@@ -11,4 +11,6 @@ COMMANDS = [
     "bench",
     "history",
     "run",
+    "encode",
+    "decode",
 ]

@@ -1,0 +1,259 @@
+"""The .clv file: one self-describing file per encoded video (no torch here).
+
+Layout (all integers big-endian):
+
+    offset  size  field
+    0       4     magic b"CLVF"
+    4       1     format version (1)
+    5       2     header length Hn (bytes that follow, before the sections)
+    7       Hn    header: strategy u8, width u16, height u16, frames u16,
+                  fps numerator u32, fps denominator u32,
+                  levels u8, temporal stride u8 x levels,
+                  synthesis layers u8, per layer (out u8, kernel u8, flags u8: 1 relu, 2 residual),
+                  ARM hidden width u8, ARM hidden layers u8,
+                  synthesis weight shift u8, ARM weight shift u8
+    ...     4+W   weights section: length u32, then the weights as signed
+                  exp-Golomb codes (per tensor: 4-bit order k, then the values)
+    ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
+    end-4   4     CRC-32 of every byte before it
+
+Every length is checked against what is left of the file, and every size the
+header implies (pixels, latents, weights) against fixed caps and against the
+most the sections could hold, before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from codec_lab.errors import BitstreamError
+
+MAGIC = b"CLVF"
+VERSION = 1
+STRATEGIES = {1: "semantic_latent"}
+STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
+SUFFIX = ".clv"
+
+MAX_DIM = 8192
+MAX_FRAMES = 10000
+MAX_LEVELS = 10
+MAX_CHANNELS = 64
+MAX_LAYERS = 8
+MAX_ARM_LAYERS = 4
+MAX_SHIFT = 16
+MAX_FPS = 1000
+DEFAULT_MAX_PIXELS = 1 << 28  # frames x width x height the decoder agrees to produce
+EG_MAX_ZEROS = 20
+WEIGHT_LIMIT = (1 << 15) - 1
+
+
+@dataclass(frozen=True)
+class Header:
+    strategy: str
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+    levels: int
+    temporal_strides: tuple[int, ...]
+    synth: tuple[tuple[int, int, int], ...]  # (out, kernel, flags)
+    arm_hidden: int
+    arm_layers: int
+    synth_shift: int
+    arm_shift: int
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return self.height + self.height % 2, self.width + self.width % 2
+
+
+@dataclass(frozen=True)
+class Parsed:
+    header: Header
+    weights: bytes
+    latents: bytes
+    file_bytes: int
+
+
+def pack_header(h: Header) -> bytes:
+    body = struct.pack(">BHHHII", STRATEGY_IDS[h.strategy], h.width, h.height, h.frames, h.fps.numerator, h.fps.denominator)
+    body += struct.pack(">B", h.levels) + bytes(h.temporal_strides)
+    body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
+    body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
+    return body
+
+
+def write_file(header: Header, weights: bytes, latents: bytes) -> bytes:
+    body = pack_header(header)
+    data = MAGIC + struct.pack(">BH", VERSION, len(body)) + body
+    data += struct.pack(">I", len(weights)) + weights + struct.pack(">I", len(latents)) + latents
+    return data + struct.pack(">I", zlib.crc32(data) & 0xFFFFFFFF)
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise BitstreamError(f"{self.what} ends early: needs {n} more bytes at offset {self.pos}, has {len(self.data) - self.pos}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise BitstreamError(message)
+
+
+def parse_header(body: bytes) -> Header:
+    r = _Reader(body, "header")
+    sid, width, height, frames, num, den = r.unpack(">BHHHII")
+    _check(sid in STRATEGIES, f"unknown strategy id {sid} (this build knows {sorted(STRATEGIES)})")
+    _check(1 <= width <= MAX_DIM and 1 <= height <= MAX_DIM, f"frame size {width}x{height} is outside 1..{MAX_DIM}")
+    _check(1 <= frames <= MAX_FRAMES, f"frame count {frames} is outside 1..{MAX_FRAMES}")
+    _check(num > 0 and den > 0 and Fraction(num, den) <= MAX_FPS, f"frame rate {num}/{den} is not a sane rate")
+    (levels,) = r.unpack(">B")
+    _check(1 <= levels <= MAX_LEVELS, f"latent levels {levels} outside 1..{MAX_LEVELS}")
+    strides = tuple(r.take(levels))
+    _check(all(s in (1, 2, 4, 8, 16, 32, 64) for s in strides), f"temporal strides {strides} must be powers of 2 up to 64")
+    (n_layers,) = r.unpack(">B")
+    _check(1 <= n_layers <= MAX_LAYERS, f"synthesis layers {n_layers} outside 1..{MAX_LAYERS}")
+    synth = []
+    c_in = levels
+    for _ in range(n_layers):
+        out, kernel, flags = r.unpack(">BBB")
+        _check(1 <= out <= MAX_CHANNELS and kernel in (1, 3) and flags < 4, f"bad synthesis layer ({out}, {kernel}, {flags})")
+        _check(not (flags & 2) or out == c_in, "a residual synthesis layer must keep its channel count")
+        synth.append((out, kernel, flags))
+        c_in = out
+    _check(c_in == 3, f"the synthesis must end with 3 channels, not {c_in}")
+    arm_hidden, arm_layers, synth_shift, arm_shift = r.unpack(">BBBB")
+    _check(1 <= arm_hidden <= MAX_CHANNELS and arm_layers <= MAX_ARM_LAYERS, f"bad ARM size {arm_hidden}x{arm_layers}")
+    _check(synth_shift <= MAX_SHIFT and arm_shift <= MAX_SHIFT, f"weight shifts {synth_shift}, {arm_shift} above {MAX_SHIFT}")
+    _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
+    return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, tuple(synth), arm_hidden, arm_layers, synth_shift, arm_shift)
+
+
+def parse_file(data: bytes) -> Parsed:
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise BitstreamError(f"not a codec-lab .clv file (magic {bytes(data[:4])!r}, expected {MAGIC!r})")
+    r = _Reader(data, "file")
+    r.take(4)
+    (version,) = r.unpack(">B")
+    if version > VERSION:
+        raise BitstreamError(f"file format version {version} is newer than this codec-lab reads ({VERSION}); upgrade codec-lab")
+    _check(version == VERSION, f"unknown file format version {version}")
+    if len(data) < 11:
+        raise BitstreamError(f"file is truncated: {len(data)} bytes")
+    (stored_crc,) = struct.unpack(">I", data[-4:])
+    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != stored_crc:
+        raise BitstreamError("CRC-32 mismatch: the file is damaged or truncated")
+    r = _Reader(data[:-4], "file")
+    r.take(5)
+    (header_len,) = r.unpack(">H")
+    header = parse_header(r.take(header_len))
+    (wlen,) = r.unpack(">I")
+    weights = r.take(wlen)
+    (llen,) = r.unpack(">I")
+    latents = r.take(llen)
+    _check(r.pos == len(r.data), f"{len(r.data) - r.pos} unexpected bytes after the last section")
+    return Parsed(header, weights, latents, len(data))
+
+
+# --------------------------------------------------------------------------- weights (signed exp-Golomb)
+
+
+class BitWriter:
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+
+    def write(self, value: int, n: int) -> None:
+        self.bits.extend((value >> (n - 1 - i)) & 1 for i in range(n))
+
+    def to_bytes(self) -> bytes:
+        pad = (-len(self.bits)) % 8
+        return np.packbits(np.array(self.bits + [0] * pad, dtype=np.uint8)).tobytes()
+
+
+class BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self.pos = 0
+
+    def read(self, n: int) -> int:
+        if self.pos + n > len(self.bits):
+            raise BitstreamError("weights section ends early: the file is damaged")
+        value = 0
+        for b in self.bits[self.pos : self.pos + n]:
+            value = (value << 1) | int(b)
+        self.pos += n
+        return value
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def eg_bits(values: np.ndarray, k: int) -> int:
+    u = np.where(values >= 0, 2 * values, -2 * values - 1).astype(np.int64) + (1 << k)
+    nbits = np.floor(np.log2(u)).astype(np.int64) + 1
+    return int(np.sum(2 * nbits - k - 1))
+
+
+def write_eg(w: BitWriter, values: np.ndarray, k: int) -> None:
+    for v in values.reshape(-1).tolist():
+        u = _zigzag(int(v)) + (1 << k)
+        n = u.bit_length()
+        w.write(0, n - k - 1)
+        w.write(u, n)
+
+
+def read_eg(r: BitReader, count: int, k: int) -> np.ndarray:
+    out = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        zeros = 0
+        while r.read(1) == 0:
+            zeros += 1
+            if zeros > EG_MAX_ZEROS:
+                raise BitstreamError("weights section holds an impossible code: the file is damaged")
+        u = (1 << (zeros + k)) | r.read(zeros + k)
+        u -= 1 << k
+        v = u // 2 if u % 2 == 0 else -(u + 1) // 2
+        if abs(v) > WEIGHT_LIMIT:
+            raise BitstreamError("a network weight is out of range: the file is damaged")
+        out[i] = v
+    return out
+
+
+def pack_weights(tensors: list[np.ndarray]) -> bytes:
+    w = BitWriter()
+    for t in tensors:
+        flat = t.reshape(-1).astype(np.int64)
+        k = min(range(16), key=lambda kk: eg_bits(flat, kk))
+        w.write(k, 4)
+        write_eg(w, flat, k)
+    return w.to_bytes()
+
+
+def unpack_weights(data: bytes, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    r = BitReader(data)
+    out = []
+    for shape in shapes:
+        count = int(np.prod(shape))
+        if count > len(r.bits) - r.pos:  # every code takes at least one bit
+            raise BitstreamError("weights section is shorter than the networks the header describes")
+        k = r.read(4)
+        out.append(read_eg(r, count, k).reshape(shape))
+    if len(r.bits) - r.pos >= 8:
+        raise BitstreamError("weights section has unexpected trailing bytes")
+    return out

@@ -1,0 +1,57 @@
+"""Decoder cost: MACs per pixel (thop for the networks, hand counts for the rest) and TOPS per frame."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+
+from codec_lab.codec.model import ARM_IN, Arm, CodecConfig, Synthesis, level_shapes
+
+
+def _thop_macs(module: torch.nn.Module, example: torch.Tensor) -> float:
+    import thop
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, _params = thop.profile(module, inputs=(example,), verbose=False)
+    return float(macs)
+
+
+def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) -> dict[str, float]:
+    """MACs per output (luma) pixel of everything the decoder runs, at this size.
+
+    - synthesis: thop on the convolutions at full resolution (replicate padding, residual adds and
+      ReLUs are not MACs);
+    - arm: thop MACs per latent x latents per pixel (the ARM runs once per latent);
+    - upsampling: hand count, bilinear x2 as two separable 2-tap passes: 3 MACs per output sample
+      per channel (1 for the vertical pass at half width, 2 for the horizontal);
+    - chroma: 2x2 averaging of two channels: 2 MACs per luma pixel.
+    """
+    ph, pw = height + height % 2, width + width % 2
+    probe = 32
+    synth = _thop_macs(Synthesis(cfg), torch.zeros(1, cfg.n_levels, probe, probe)) / (probe * probe)
+    arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, ARM_IN))
+    shapes = level_shapes(cfg, frames, ph, pw)
+    latents_per_pixel = sum(t * h * w for t, h, w in shapes) / (frames * ph * pw)
+    up = 0.0
+    for level in range(cfg.n_levels - 1):
+        channels = cfg.n_levels - 1 - level  # coarser channels brought up to this level
+        _, h, w = shapes[level]
+        up += 3.0 * channels * h * w / (ph * pw)
+    out = {
+        "synthesis": synth,
+        "arm": arm_per_latent * latents_per_pixel,
+        "upsampling": up,
+        "chroma": 2.0,
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def mac_per_pixel(cfg: CodecConfig, height: int, width: int, frames: int = 1) -> float:
+    return mac_breakdown(cfg, height, width, frames)["total"]
+
+
+def tops_per_frame(mac: float, width: int, height: int) -> float:
+    return 2.0 * mac * width * height / 1e12

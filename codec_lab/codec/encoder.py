@@ -1,0 +1,325 @@
+"""Encoder of `semantic_latent`: overfit latents + networks to one clip, then write the .clv file.
+
+Training (float32, CPU or CUDA): loss = D + lmbda * R, with D the 6:1:1 weighted
+MSE of Y, U, V on [0, 1] (what PSNR-YUV rewards) and R the ARM's bits per
+(padded) pixel. First additive uniform noise stands in for rounding, then the
+last `ste_fraction` of the iterations use straight-through rounding.
+
+Finalizing (always on the CPU, in the decoder's fixed-point arithmetic): the
+latents are rounded, each network's weight step 2**-shift is chosen by
+rate-distortion among a few candidates, the latents are range-coded in the
+decoder's order with the fixed-point ARM, and the reconstruction is computed by
+the decoder's own functions. A file trained on a GPU therefore decodes on any
+CPU to exactly the frames the encoder reports.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from codec_lab.codec import bitstream, entropy
+from codec_lab.codec.cost import mac_per_pixel
+from codec_lab.codec.model import (
+    ARM_IN,
+    Arm,
+    CodecConfig,
+    Synthesis,
+    WEIGHT_INT_MAX,
+    arm_param_shapes,
+    code_latents,
+    dequantize,
+    laplace_bits,
+    level_context,
+    level_shapes,
+    reconstruct,
+    synth_layer_tuples,
+    to_420,
+    upsample_levels,
+)
+from codec_lab.codec.presets import DEFAULT_LMBDA, DEFAULT_PRESET, Preset, get_preset
+from codec_lab.errors import CodecLabError
+from codec_lab.video.frames import Clip
+
+YUV_WEIGHTS = (6.0 / 8.0, 1.0 / 8.0, 1.0 / 8.0)
+SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
+ARM_SHIFTS = (5, 6, 7, 8, 9, 10)
+
+
+@dataclass
+class Progress:
+    iteration: int
+    iterations: int
+    loss: float
+    bits: float  # the ARM's estimate of the latent bits (training-time, continuous)
+    psnr_yuv: float  # of the training reconstruction (noisy or rounded latents)
+    phase: str
+    seconds: float
+
+
+@dataclass
+class EncodeResult:
+    path: Path
+    file_bytes: int
+    estimated_bits: float  # latents: integer tables' ideal bits; everything else: exact section bits
+    reconstruction: Clip  # exactly what `codec-lab decode` produces
+    encode_seconds: float
+    train_seconds: float
+    iterations: int
+    mac_per_pixel: float
+    config: CodecConfig
+    preset: str
+    lmbda: float
+    device: str
+    log: list[Progress] = field(default_factory=list)
+
+
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Differentiable rounding (Agustsson & Theis 2020); tends to round() as the temperature goes to 0."""
+    alpha = 1.0 / temperature
+    m = torch.floor(x) + 0.5
+    return m + torch.tanh(alpha * (x - m)) / (2.0 * math.tanh(alpha / 2.0))
+
+
+class LatentModel(nn.Module):
+    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
+        self.synth = Synthesis(cfg)
+        self.arm = Arm(cfg)
+
+    def quantized(self, noise: bool, temperature: float = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
+        """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
+        out = []
+        for lat in self.latents:
+            if noise:
+                # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
+                # boundary becomes a coin flip instead of a cheap fractional value
+                out.append(soft_round(soft_round(lat, temperature) + amplitude * (torch.rand_like(lat) - 0.5), temperature))
+            else:
+                out.append(lat + (torch.round(lat) - lat).detach())
+        return out
+
+    def rate_bits(self, qs: list[torch.Tensor]) -> torch.Tensor:
+        total = qs[0].new_zeros(())
+        for level in range(self.cfg.n_levels):
+            feats = level_context(self.cfg, qs, level).reshape(-1, ARM_IN)
+            mu, log2_scale = self.arm(feats)
+            total = total + laplace_bits(qs[level].reshape(-1), mu, log2_scale).sum()
+        return total
+
+    def render(self, qs: list[torch.Tensor], frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_420(self.synth(upsample_levels(self.cfg, qs, frames)))
+
+
+def _targets(clip: Clip, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    y = torch.from_numpy(clip.y.astype(np.float32) / 255.0).to(device)
+    uv = torch.from_numpy(np.stack([clip.u, clip.v], axis=1).astype(np.float32) / 255.0).to(device)
+    return y, uv
+
+
+def _distortion(y_hat, uv_hat, y, uv) -> torch.Tensor:
+    mse_y = torch.mean((y_hat - y) ** 2)
+    mse_u = torch.mean((uv_hat[:, 0] - uv[:, 0]) ** 2)
+    mse_v = torch.mean((uv_hat[:, 1] - uv[:, 1]) ** 2)
+    return YUV_WEIGHTS[0] * mse_y + YUV_WEIGHTS[1] * mse_u + YUV_WEIGHTS[2] * mse_v
+
+
+def _psnr(mse: float) -> float:
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def train(
+    model: LatentModel,
+    y: torch.Tensor,
+    uv: torch.Tensor,
+    lmbda: float,
+    preset: Preset,
+    *,
+    max_seconds: float | None,
+    amp: bool,
+    progress: Callable[[Progress], None] | None,
+) -> tuple[int, float, list[Progress]]:
+    frames = torch.arange(y.shape[0], device=y.device)
+    pixels = float(y.numel())
+    if y.device.type == "cpu":
+        torch.set_flush_denormal(True)
+    opt = torch.optim.Adam(model.parameters(), lr=preset.lr)
+    total = preset.iterations
+    noise_end = int(round(total * (1.0 - preset.ste_fraction)))
+    start = time.monotonic()
+    log: list[Progress] = []
+    it = 0
+    device_type = y.device.type
+    while it < total:
+        noise = it < noise_end
+        if noise:
+            lr = preset.lr * 0.5 * (1.0 + math.cos(math.pi * it / max(1, noise_end)))
+            lr = max(lr, preset.lr * 0.02)
+        else:
+            lr = preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
+        for group in opt.param_groups:
+            group["lr"] = lr
+        progress_in_noise = min(1.0, it / max(1, noise_end))
+        temperature = 0.3 - 0.2 * progress_in_noise
+        amplitude = 1.0
+        qs = model.quantized(noise, temperature, amplitude)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
+            y_hat, uv_hat = model.render(qs, frames)
+        dist = _distortion(y_hat.float(), uv_hat.float(), y, uv)
+        bits = model.rate_bits(qs)
+        loss = dist + lmbda * bits / pixels
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for lat in model.latents:
+                lat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
+        it += 1
+        if it % preset.check_every == 0 or it == total:
+            elapsed = time.monotonic() - start
+            stats = torch.stack([loss.detach(), bits.detach(), dist.detach()]).cpu().tolist()  # the only sync
+            if not all(math.isfinite(v) for v in stats):
+                raise CodecLabError(f"training diverged at iteration {it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
+            entry = Progress(it, total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", elapsed)
+            log.append(entry)
+            if progress:
+                progress(entry)
+            if max_seconds is not None:
+                if noise and elapsed > max_seconds * (1.0 - preset.ste_fraction):
+                    noise_end = it
+                    total = it + max(preset.check_every, int(it * preset.ste_fraction / (1.0 - preset.ste_fraction)))
+                elif not noise and elapsed > max_seconds:
+                    break
+    return it, time.monotonic() - start, log
+
+
+def _quantize(tensors: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
+    scale = float(1 << shift)
+    return [torch.clamp(torch.round(t.detach().double().cpu() * scale), -WEIGHT_INT_MAX, WEIGHT_INT_MAX).to(torch.int64) for t in tensors]
+
+
+def _weight_bits(ints: list[torch.Tensor]) -> int:
+    return sum(4 + min(bitstream.eg_bits(t.reshape(-1).numpy(), k) for k in range(16)) for t in ints)
+
+
+@torch.no_grad()
+def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> tuple[int, int]:
+    """Pick each network's weight step by D + lmbda * R (float evaluation with quantized weights)."""
+    pixels = float(y.numel())
+    frames = torch.arange(y.shape[0])
+    qs = [torch.round(lat.detach()) for lat in model.latents]
+    synth_params = list(model.synth.parameters())
+    arm_params = list(model.arm.parameters())
+    saved_s = [p.detach().clone() for p in synth_params]
+    saved_a = [p.detach().clone() for p in arm_params]
+    x = upsample_levels(model.cfg, qs, frames)
+
+    best_s, best_cost = SYNTH_SHIFTS[0], float("inf")
+    for shift in SYNTH_SHIFTS:
+        ints = _quantize(saved_s, shift)
+        for p, q in zip(synth_params, dequantize(ints, shift)):
+            p.copy_(q.float())
+        y_hat, uv_hat = to_420(model.synth(x))
+        cost = float(_distortion(y_hat, uv_hat, y, uv)) + lmbda * _weight_bits(ints) / pixels
+        if cost < best_cost:
+            best_s, best_cost = shift, cost
+    for p, q in zip(synth_params, saved_s):
+        p.copy_(q)
+
+    best_a, best_cost = ARM_SHIFTS[0], float("inf")
+    for shift in ARM_SHIFTS:
+        ints = _quantize(saved_a, shift)
+        for p, q in zip(arm_params, dequantize(ints, shift)):
+            p.copy_(q.float())
+        cost = lmbda * (float(model.rate_bits(qs)) + _weight_bits(ints)) / pixels
+        if cost < best_cost:
+            best_a, best_cost = shift, cost
+    for p, q in zip(arm_params, saved_a):
+        p.copy_(q)
+    return best_s, best_a
+
+
+def encode_clip(
+    clip: Clip,
+    out_path: str | Path,
+    *,
+    lmbda: float = DEFAULT_LMBDA,
+    preset: str | Preset = DEFAULT_PRESET,
+    device: str = "cpu",
+    max_seconds: float | None = None,
+    seed: int = 0,
+    amp: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> EncodeResult:
+    """Train on `clip` and write `out_path`. Same clip, settings, seed, device and thread count: same file."""
+    t0 = time.monotonic()
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    if not (lmbda > 0 and math.isfinite(lmbda)):
+        raise CodecLabError(f"--lmbda must be a positive number, got {lmbda}")
+    if clip.width > bitstream.MAX_DIM or clip.height > bitstream.MAX_DIM or clip.num_frames > bitstream.MAX_FRAMES:
+        raise CodecLabError(f"clip {clip.width}x{clip.height}x{clip.num_frames} is beyond what the format holds")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CodecLabError("--device cuda asked for, but torch sees no CUDA device")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = False
+    cfg = preset.config
+    padded = clip.padded(2)
+    frames, height, width = padded.num_frames, padded.height, padded.width
+    shapes = level_shapes(cfg, frames, height, width)
+
+    torch.manual_seed(seed)
+    model = LatentModel(cfg, shapes).to(dev)
+    y, uv = _targets(padded, dev)
+    iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
+
+    # ---- finalize on the CPU in the decoder's arithmetic
+    model = model.cpu().float()
+    y, uv = y.cpu(), uv.cpu()
+    synth_shift, arm_shift = _choose_shifts(model, y, uv, lmbda)
+    cfg = cfg.with_shifts(synth_shift, arm_shift)
+    synth_ints = _quantize(list(model.synth.parameters()), synth_shift)
+    arm_ints = _quantize(list(model.arm.parameters()), arm_shift)
+    assert [tuple(t.shape) for t in arm_ints] == arm_param_shapes(cfg)
+    weights = bitstream.pack_weights([t.numpy() for t in synth_ints + arm_ints])
+    values = [torch.round(lat.detach().double()).clamp(-entropy.LMAX, entropy.LMAX) for lat in model.latents]
+    coder = entropy.LatentEncoder()
+    levels = code_latents(cfg, shapes, dequantize(arm_ints, arm_shift), coder, values)
+    latents = coder.finish()
+    header = bitstream.Header(
+        "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
+        synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, synth_shift, arm_shift,
+    )
+    data = bitstream.write_file(header, weights, latents)
+    out_path = Path(out_path)
+    out_path.write_bytes(data)
+    y8, u8, v8 = reconstruct(cfg, levels, dequantize(synth_ints, synth_shift), frames, height, width)
+    recon = Clip(y8, u8, v8, clip.fps).cropped(clip.height, clip.width)
+    estimated = coder.ideal_bits + 8.0 * (len(data) - len(latents))
+    return EncodeResult(
+        path=out_path,
+        file_bytes=len(data),
+        estimated_bits=estimated,
+        reconstruction=recon,
+        encode_seconds=time.monotonic() - t0,
+        train_seconds=train_seconds,
+        iterations=iterations,
+        mac_per_pixel=mac_per_pixel(cfg, clip.height, clip.width, clip.num_frames),
+        config=cfg,
+        preset=preset.name,
+        lmbda=lmbda,
+        device=str(dev),
+        log=log,
+    )
+

@@ -1,0 +1,403 @@
+"""The `semantic_latent` model, shared by the encoder (float, trainable) and the decoder (fixed point).
+
+Representation (Cool-chic / C3 family, per-frame latent pyramids with shared networks):
+
+- `n_levels` latent grids per frame slice, level l at 1/2**l of the (even-padded)
+  frame size, one channel each; level l holds ceil(T / stride_l) slices in time,
+  slice n serving frames n*stride_l .. (n+1)*stride_l - 1 (sample-and-hold).
+- Upsampling: a fixed bilinear x2 (taps 1/4, 3/4, replicate edges) applied as a
+  cascade from the coarsest level, concatenating each finer level on the way:
+  the synthesis sees n_levels channels at full resolution.
+- Synthesis: a few 1x1 / 3x3 convolutions (replicate padding) to 3 channels at
+  full resolution; Y is channel 0, U and V are channels 1 and 2 averaged over
+  2x2 (4:2:0 out, so no bits are spent on chroma detail the format drops).
+- Entropy model (ARM): one small MLP shared by all levels, on a causal context
+  that works in parallel steps: levels coarse to fine, slices in time order,
+  and inside a slice four phases of a 2x2 lattice. A latent sees the 8
+  neighbours of its own slice that earlier phases decoded, the 3x3 block at the
+  same place in the previous slice of its level (the temporal context that
+  carries the video's redundancy), its parent in the next coarser level, its
+  phase and two flags: 24 inputs, outputs (mean, log2 scale) of a Laplace.
+
+Decoding arithmetic. `synthesis_fixed` and `arm_fixed` compute in float64 on
+values that are all dyadic fixed-point numbers: weights are integers times
+2**-shift, activations are rounded to 2**-ACT_FRAC after every layer and
+clamped to +-ACT_CLAMP, and the latents are integers. Every product and every
+partial sum then fits in 53 bits, so each float64 operation is exact and the
+result does not depend on summation order, SIMD width, BLAS, thread count or
+device: the decoder's output is a function of the file alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES
+
+ACT_FRAC = 12  # fixed-point fraction bits of every activation in the decoder
+ACT_CLAMP = float(1 << 11)
+WEIGHT_INT_MAX = (1 << 15) - 1
+ARM_IN = 24
+PHASES = 4
+# neighbours in the 3x3 window, row-major, without the centre (index 4 of F.unfold's 9)
+_SPATIAL_IDX = [0, 1, 2, 3, 5, 6, 7, 8]
+_OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+_PHASE_OF_PARITY = ((0, 2), (3, 1))
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    out: int
+    kernel: int  # 1 or 3
+    relu: bool
+    residual: bool = False
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    n_levels: int = 7
+    temporal_strides: tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1)
+    synth: tuple[LayerSpec, ...] = (
+        LayerSpec(16, 1, True),
+        LayerSpec(16, 1, True),
+        LayerSpec(3, 3, False),
+        LayerSpec(3, 3, False, residual=True),
+    )
+    arm_hidden: int = 12
+    arm_layers: int = 2  # hidden layers
+    synth_shift: int = 8  # weights are integers x 2**-shift (the encoder picks the shift)
+    arm_shift: int = 8
+
+    def __post_init__(self) -> None:
+        if len(self.temporal_strides) != self.n_levels:
+            raise ValueError("one temporal stride per level")
+
+    def with_shifts(self, synth_shift: int, arm_shift: int) -> CodecConfig:
+        return CodecConfig(self.n_levels, self.temporal_strides, self.synth, self.arm_hidden, self.arm_layers, synth_shift, arm_shift)
+
+    def describe(self) -> dict:
+        return {
+            "levels": self.n_levels,
+            "temporal_strides": list(self.temporal_strides),
+            "synthesis": [f"{s.kernel}x{s.kernel}->{s.out}{'+relu' if s.relu else ''}{'+res' if s.residual else ''}" for s in self.synth],
+            "arm": f"{ARM_IN}-" + "-".join([str(self.arm_hidden)] * self.arm_layers) + "-2",
+            "synth_step": f"2^-{self.synth_shift}",
+            "arm_step": f"2^-{self.arm_shift}",
+        }
+
+
+def level_shapes(cfg: CodecConfig, frames: int, height: int, width: int) -> list[tuple[int, int, int]]:
+    shapes = []
+    h, w = height, width
+    for level in range(cfg.n_levels):
+        stride = cfg.temporal_strides[level]
+        shapes.append(((frames + stride - 1) // stride, h, w))
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return shapes
+
+
+def synth_param_shapes(cfg: CodecConfig) -> list[tuple[int, ...]]:
+    shapes = []
+    c_in = cfg.n_levels
+    for spec in cfg.synth:
+        shapes += [(spec.out, c_in, spec.kernel, spec.kernel), (spec.out,)]
+        c_in = spec.out
+    return shapes
+
+
+def arm_param_shapes(cfg: CodecConfig) -> list[tuple[int, ...]]:
+    dims = [ARM_IN] + [cfg.arm_hidden] * cfg.arm_layers + [2]
+    shapes = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        shapes += [(b, a), (b,)]
+    return shapes
+
+
+# --------------------------------------------------------------------------- context
+
+
+def phase_map(height: int, width: int, device=None) -> torch.Tensor:
+    pat = torch.tensor(_PHASE_OF_PARITY, dtype=torch.long, device=device)
+    return pat.repeat((height + 1) // 2, (width + 1) // 2)[:height, :width]
+
+
+@lru_cache(maxsize=64)
+def context_mask(height: int, width: int, dtype, device=None) -> torch.Tensor:
+    """(8, H*W): 1 where the neighbour is decoded in an earlier phase than the position itself."""
+    phase = [[_PHASE_OF_PARITY[i][j] for j in range(2)] for i in range(2)]
+    pat = torch.zeros(8, 2, 2, dtype=dtype)
+    for k, (di, dj) in enumerate(_OFFSETS):
+        for i in range(2):
+            for j in range(2):
+                pat[k, i, j] = 1.0 if phase[(i + di) % 2][(j + dj) % 2] < phase[i][j] else 0.0
+    return pat.repeat(1, (height + 1) // 2, (width + 1) // 2)[:, :height, :width].reshape(8, -1).to(device)
+
+
+@lru_cache(maxsize=64)
+def phase_onehot(height: int, width: int, dtype, device=None) -> torch.Tensor:
+    return F.one_hot(phase_map(height, width, device).reshape(-1), PHASES).to(dtype).t()  # (4, H*W)
+
+
+def nearest_up(parent: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, h, w) -> (N, H, W) by repeating each value 2x2, cropped."""
+    return parent.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :height, :width]
+
+
+def arm_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, parent: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
+    """Context features (N, H*W, 24) for every position of N slices of one level.
+
+    cur, prev, parent: (N, H, W) (parent already brought to H x W); has_prev, has_parent: (N,).
+    Neighbours of a later phase are multiplied by 0, so the features of a
+    position are the same whether or not they are known yet.
+    """
+    n, h, w = cur.shape
+    hw = h * w
+    dtype, device = cur.dtype, cur.device
+    spatial = F.unfold(cur[:, None], 3, padding=1)[:, _SPATIAL_IDX] * context_mask(h, w, dtype, device)
+    temporal = F.unfold(prev[:, None], 3, padding=1)
+    par = parent.reshape(n, 1, hw)
+    phase = phase_onehot(h, w, dtype, device).expand(n, PHASES, hw)
+    flags = torch.stack([has_prev, has_parent], dim=1).to(dtype)[:, :, None].expand(n, 2, hw)
+    return torch.cat([spatial, temporal, par, phase, flags], dim=1).transpose(1, 2)
+
+
+def parent_index(cfg: CodecConfig, level: int, slice_index: int) -> int:
+    return (slice_index * cfg.temporal_strides[level]) // cfg.temporal_strides[level + 1]
+
+
+def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> torch.Tensor:
+    """Features for all slices of `level` at once (training / encoder side)."""
+    q = levels[level]
+    t, h, w = q.shape
+    prev = torch.cat([torch.zeros_like(q[:1]), q[:-1]], dim=0)
+    has_prev = (torch.arange(t, device=q.device) > 0).to(q.dtype)
+    if level + 1 < cfg.n_levels:
+        idx = torch.tensor([parent_index(cfg, level, n) for n in range(t)], device=q.device)
+        parent = nearest_up(levels[level + 1][idx], h, w)
+        has_parent = torch.ones(t, dtype=q.dtype, device=q.device)
+    else:
+        parent = torch.zeros_like(q)
+        has_parent = torch.zeros(t, dtype=q.dtype, device=q.device)
+    return arm_context(q, prev, has_prev, parent, has_parent)
+
+
+# --------------------------------------------------------------------------- upsampling + synthesis
+
+
+def _up_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    padded = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)
+    left, right = padded.narrow(dim, 0, n), padded.narrow(dim, 2, n)
+    even = 0.25 * left + 0.75 * x
+    odd = 0.75 * x + 0.25 * right
+    return torch.stack([even, odd], dim + 1).flatten(dim, dim + 1)
+
+
+def up2x(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear x2 (align_corners=False, replicate edges) on the last two dims; exact on dyadic values."""
+    return _up_axis(_up_axis(x, x.dim() - 2), x.dim() - 1)
+
+
+def upsample_levels(cfg: CodecConfig, levels: list[torch.Tensor], frames: torch.Tensor) -> torch.Tensor:
+    """Latent pyramid -> (len(frames), n_levels, H, W): coarsest first, full resolution."""
+    acc = None
+    for level in reversed(range(cfg.n_levels)):
+        q = levels[level][torch.div(frames, cfg.temporal_strides[level], rounding_mode="floor")][:, None]
+        if acc is None:
+            acc = q
+        else:
+            acc = torch.cat([up2x(acc)[..., : q.shape[-2], : q.shape[-1]], q], dim=1)
+    return acc
+
+
+class Synthesis(nn.Module):
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        self.specs = cfg.synth
+        layers = []
+        c_in = cfg.n_levels
+        for spec in cfg.synth:
+            layers.append(nn.Conv2d(c_in, spec.out, spec.kernel, bias=True))
+            c_in = spec.out
+        self.layers = nn.ModuleList(layers)
+        with torch.no_grad():
+            for conv, spec in zip(self.layers, self.specs):
+                if spec.residual:
+                    conv.weight.zero_()
+                    conv.bias.zero_()
+            last_plain = max(i for i, s in enumerate(self.specs) if not s.residual)
+            self.layers[last_plain].bias.fill_(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, spec in zip(self.layers, self.specs):
+            inp = F.pad(x, (1, 1, 1, 1), mode="replicate") if spec.kernel == 3 else x
+            y = conv(inp)
+            if spec.residual:
+                y = y + x
+            if spec.relu:
+                y = F.relu(y)
+            x = y
+        return x
+
+
+class Arm(nn.Module):
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        dims = [ARM_IN] + [cfg.arm_hidden] * cfg.arm_layers + [2]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        with torch.no_grad():
+            self.layers[-1].weight.mul_(0.1)
+            self.layers[-1].bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i + 1 < len(self.layers):
+                x = F.relu(x)
+        return x[..., 0], x[..., 1]
+
+
+def to_420(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) -> Y (N, H, W) and UV (N, 2, H/2, W/2) by 2x2 averaging (H, W even)."""
+    return out[:, 0], F.avg_pool2d(out[:, 1:3], 2)
+
+
+# --------------------------------------------------------------------------- fixed point (decoder arithmetic)
+
+
+def round_fp(x: torch.Tensor) -> torch.Tensor:
+    scale = float(1 << ACT_FRAC)
+    return torch.clamp(torch.floor(x * scale + 0.5) / scale, -ACT_CLAMP, ACT_CLAMP)
+
+
+def dequantize(ints: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
+    return [t.to(torch.float64) * (2.0**-shift) for t in ints]
+
+
+def synthesis_fixed(cfg: CodecConfig, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    """x: (N, n_levels, H, W) float64 upsampled latents; params: dequantized float64 weights."""
+    x = round_fp(x)
+    for i, spec in enumerate(cfg.synth):
+        weight, bias = params[2 * i], params[2 * i + 1]
+        inp = F.pad(x, (1, 1, 1, 1), mode="replicate") if spec.kernel == 3 else x
+        y = round_fp(F.conv2d(inp, weight, bias))
+        if spec.residual:
+            y = torch.clamp(y + x, -ACT_CLAMP, ACT_CLAMP)
+        if spec.relu:
+            y = torch.relu(y)
+        x = y
+    return x
+
+
+def arm_fixed(x: torch.Tensor, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    n_layers = len(params) // 2
+    for i in range(n_layers):
+        x = round_fp(x @ params[2 * i].t() + params[2 * i + 1])
+        if i + 1 < n_layers:
+            x = torch.relu(x)
+    return x[:, 0], x[:, 1]
+
+
+def table_index(mu: torch.Tensor, log2_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed-point ARM outputs -> (integer part of the mean, table id). Exact on dyadic inputs."""
+    mu = torch.clamp(mu, -LMAX, LMAX)
+    whole = torch.floor(mu)
+    frac = torch.clamp(torch.floor((mu - whole) * NF), 0, NF - 1)
+    s = torch.clamp(torch.floor((log2_scale - S_MIN) * S_RES + 0.5), 0, NS - 1)
+    return whole.to(torch.int64), (frac * NS + s).to(torch.int64)
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(torch.floor(x * 255.0 + 0.5), 0, 255).to(torch.uint8)
+
+
+def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
+    """Training-time rate of integer (or noisy) q under the Laplace the tables quantize."""
+    mu = torch.clamp(mu, -LMAX, LMAX)
+    b = torch.exp2(torch.clamp(log2_scale, S_MIN, S_MAX))
+    v = -torch.abs(q - mu)  # symmetric: evaluate on the left tail, stable
+
+    def cdf(x):  # one exp of a non-positive argument: no overflow, so no NaN gradient through where()
+        e = torch.exp(-torch.abs(x) / b)
+        return torch.where(x < 0, 0.5 * e, 1.0 - 0.5 * e)
+
+    p = cdf(v + 0.5) - cdf(v - 0.5)
+    return -torch.log2(torch.clamp(p, min=2.0**-17))
+
+
+# --------------------------------------------------------------------------- latent coding order (shared)
+
+
+def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_params: list[torch.Tensor], coder, values: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Walk the latents in coding order, computing each step's tables with the fixed-point ARM.
+
+    `coder.code(tid, symbols)` encodes (values given) or decodes (values None,
+    returns symbols). Returns the latent grids (float64 integers).
+    """
+    levels = [torch.zeros(s, dtype=torch.float64) for s in shapes]
+    for level in reversed(range(cfg.n_levels)):
+        t, h, w = shapes[level]
+        phases = phase_map(h, w).reshape(-1)
+        positions = [torch.nonzero(phases == p).reshape(-1) for p in range(PHASES)]
+        zero = torch.zeros(1, h, w, dtype=torch.float64)
+        for n in range(t):
+            cur = levels[level][n : n + 1]
+            prev = levels[level][n - 1 : n] if n > 0 else zero
+            has_prev = torch.tensor([1.0 if n > 0 else 0.0], dtype=torch.float64)
+            if level + 1 < cfg.n_levels:
+                parent = nearest_up(levels[level + 1][parent_index(cfg, level, n)][None], h, w)
+                has_parent = torch.ones(1, dtype=torch.float64)
+            else:
+                parent, has_parent = zero, torch.zeros(1, dtype=torch.float64)
+            flat = cur.view(-1)
+            for p in range(PHASES):
+                pos = positions[p]
+                if len(pos) == 0:
+                    continue
+                feats = arm_context(cur, prev, has_prev, parent, has_parent)[0, pos]
+                mu, log2_scale = arm_fixed(feats, arm_params)
+                whole, tid = table_index(mu, log2_scale)
+                whole_np, tid_np = whole.numpy(), tid.numpy()
+                if values is not None:
+                    q = values[level][n].reshape(-1)[pos].to(torch.int64).numpy()
+                    coder.code(tid_np, q - whole_np + RMAX)
+                else:
+                    sym = coder.code(tid_np)
+                    q = sym + whole_np - RMAX
+                    if q.min() < -LMAX or q.max() > LMAX:
+                        from codec_lab.errors import BitstreamError
+
+                        raise BitstreamError("a decoded latent is out of range: the file is damaged")
+                flat[pos] = torch.from_numpy(q).to(torch.float64)
+    return levels
+
+
+def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int):
+    """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size."""
+    ys, us, vs = [], [], []
+    for t in range(frames):
+        x = upsample_levels(cfg, levels, torch.tensor([t]))
+        out = synthesis_fixed(cfg, x, synth_params)
+        y, uv = to_420(out)
+        ys.append(to_pixels(y[0]))
+        us.append(to_pixels(uv[0, 0]))
+        vs.append(to_pixels(uv[0, 1]))
+    return torch.stack(ys).numpy(), torch.stack(us).numpy(), torch.stack(vs).numpy()
+
+
+
+# --------------------------------------------------------------------------- header <-> config
+
+
+def config_from_header(header) -> CodecConfig:
+    synth = tuple(LayerSpec(out, kernel, bool(flags & 1), bool(flags & 2)) for out, kernel, flags in header.synth)
+    return CodecConfig(header.levels, tuple(header.temporal_strides), synth, header.arm_hidden, header.arm_layers, header.synth_shift, header.arm_shift)
+
+
+def synth_layer_tuples(cfg: CodecConfig) -> tuple[tuple[int, int, int], ...]:
+    return tuple((s.out, s.kernel, (1 if s.relu else 0) | (2 if s.residual else 0)) for s in cfg.synth)

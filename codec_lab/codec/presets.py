@@ -1,0 +1,53 @@
+"""Presets: the same decoder architecture at different encode (training) budgets, plus a tiny one for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codec_lab.codec.model import CodecConfig, LayerSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    config: CodecConfig
+    iterations: int
+    lr: float = 1e-2
+    ste_fraction: float = 0.1  # last part of training uses straight-through rounding
+    ste_lr_factor: float = 0.01  # small: with STE a latent can cross a rounding boundary the rate gradient does not see
+    check_every: int = 10  # progress/time checks (the only host syncs in the loop)
+    description: str = ""
+
+
+DEFAULT_CONFIG = CodecConfig()
+
+PRESETS: dict[str, Preset] = {
+    "test": Preset(
+        "test",
+        CodecConfig(
+            n_levels=4,
+            temporal_strides=(1, 1, 1, 1),
+            synth=(LayerSpec(8, 1, True), LayerSpec(3, 3, False)),
+            arm_hidden=8,
+            arm_layers=1,
+        ),
+        iterations=60,
+        lr=5e-2,
+        check_every=5,
+        description="tiny network, 60 iterations: for tests only",
+    ),
+    "fast": Preset("fast", DEFAULT_CONFIG, iterations=1200, description="CPU-affordable: 1200 iterations"),
+    "medium": Preset("medium", DEFAULT_CONFIG, iterations=4000, description="4000 iterations (GPU minutes, CPU tens of minutes)"),
+    "full": Preset("full", DEFAULT_CONFIG, iterations=12000, lr=1e-2, check_every=50, description="12000 iterations: for the GPU"),
+}
+
+DEFAULT_PRESET = "fast"
+DEFAULT_LMBDA = 1e-3
+
+
+def get_preset(name: str) -> Preset:
+    from codec_lab.errors import CodecLabError
+
+    if name not in PRESETS:
+        raise CodecLabError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,89 @@
+"""`semantic_latent` behind the bench's `SweepCodec` protocol (see `codec_lab.codecs`).
+
+Encoding trains in this process; decoding runs `codec-lab decode` in a separate
+process (so the RD point measures the standalone decoder), writing a .y4m that is
+read back. The whole .clv file is payload: header, weights and latents.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from codec_lab.codecs import Encoded, Settings
+from codec_lab.errors import CodecLabError
+from codec_lab.video.frames import Clip
+
+LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
+LMBDA_LIMITS = (1e-6, 1e-1)
+LMBDA_STEP = 3.0
+
+
+class SemanticLatentCodec:
+    name = "semantic_latent"
+
+    def __init__(self, preset: str = "fast", device: str = "auto", max_seconds: float | None = None, iterations: int | None = None, lmbdas=None, threads: int = 1) -> None:
+        self.threads = threads
+        self.preset = preset
+        self.device = device
+        self.max_seconds = max_seconds
+        self.iterations = iterations
+        self.lmbdas = tuple(lmbdas) if lmbdas else LMBDA_POINTS
+
+    def _device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def sweep(self, clip: Clip) -> list[Settings]:
+        return [{"lmbda": lm, "preset": self.preset} for lm in self.lmbdas]
+
+    def beyond(self, settings: Settings, direction: str) -> Settings | None:
+        if "lmbda" not in settings:
+            return None
+        lm = float(settings["lmbda"])
+        lm = lm / LMBDA_STEP if direction == "higher" else lm * LMBDA_STEP
+        if not LMBDA_LIMITS[0] <= lm <= LMBDA_LIMITS[1]:
+            return None
+        return {**settings, "lmbda": lm}
+
+    def encode(self, clip: Clip, settings: Settings, out_stem: Path) -> Encoded:
+        from dataclasses import replace
+
+        from codec_lab.codec.bitstream import SUFFIX
+        from codec_lab.codec.encoder import encode_clip
+        from codec_lab.codec.presets import get_preset
+
+        import torch
+
+        torch.set_num_threads(self.threads)
+        if "lmbda" not in settings:
+            raise CodecLabError("semantic_latent settings need 'lmbda' (it has no crf or target bitrate)")
+        preset = get_preset(str(settings.get("preset", self.preset)))
+        iterations = settings.get("iterations", self.iterations)
+        if iterations:
+            preset = replace(preset, iterations=int(iterations))
+        max_seconds = settings.get("max_seconds", self.max_seconds)
+        path = Path(f"{out_stem}{SUFFIX}")
+        result = encode_clip(clip, path, lmbda=float(settings["lmbda"]), preset=preset, device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)
+        self.last_result = result
+        size = path.stat().st_size
+        return Encoded(path, size, size, result.encode_seconds, mac_per_pixel=result.mac_per_pixel, estimated_bits=result.estimated_bits)
+
+    def decode(self, path: Path) -> Clip:
+        from codec_lab.video import read_clip
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "recon.y4m"
+            proc = subprocess.run(
+                [sys.executable, "-m", "codec_lab.commands.decode", str(path), "-o", str(out)],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                raise CodecLabError(f"decoding {path} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+            return read_clip(out)

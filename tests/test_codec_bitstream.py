@@ -1,0 +1,175 @@
+"""The .clv parser against damaged, truncated and hostile files: a BitstreamError, never a crash or a hang."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import replace
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codec_lab.codec import bitstream
+from codec_lab.codec.decoder import decode_bytes
+from codec_lab.codec.encoder import encode_clip
+from codec_lab.codec.presets import PRESETS
+from codec_lab.errors import BitstreamError
+
+from test_codec_roundtrip import synthetic_clip
+
+torch.set_num_threads(1)
+SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory) -> bytes:
+    clip = synthetic_clip(frames=2, height=32, width=32)
+    path = tmp_path_factory.mktemp("bs") / "good.clv"
+    encode_clip(clip, path, lmbda=1e-3, preset=replace(PRESETS["test"], iterations=10))
+    return path.read_bytes()
+
+
+def reseal(data: bytes) -> bytes:
+    """Recompute the CRC so a mutation reaches the parser instead of the checksum."""
+    body = data[:-4] if len(data) >= 4 else data
+    return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def decode_or_error(data: bytes) -> None:
+    try:
+        decoded = decode_bytes(data, max_pixels=SMALL_CAP)
+    except BitstreamError as exc:
+        assert str(exc)  # a message a user can read
+        return
+    assert decoded.clip.num_frames >= 1
+
+
+def test_good_file_decodes(good_file):
+    assert decode_bytes(good_file).clip.num_frames == 2
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "not a codec-lab"),
+        (b"RIFF" + bytes(40), "not a codec-lab"),
+        (bitstream.MAGIC, "newer|ends early|truncated"),
+    ],
+)
+def test_wrong_magic_or_empty(data, message):
+    with pytest.raises(BitstreamError, match=message):
+        decode_bytes(data)
+
+
+def test_future_version_is_named(good_file):
+    data = bytearray(good_file)
+    data[4] = bitstream.VERSION + 1
+    with pytest.raises(BitstreamError, match="newer than this codec-lab"):
+        decode_bytes(reseal(bytes(data)))
+
+
+def test_any_damage_is_caught_by_the_crc(good_file):
+    data = bytearray(good_file)
+    data[len(data) // 2] ^= 0x10
+    with pytest.raises(BitstreamError, match="CRC"):
+        decode_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("cut", [1, 5, 7, 12, 30, -40, -5, -1])
+def test_truncated_files(good_file, cut):
+    with pytest.raises(BitstreamError):
+        decode_bytes(good_file[:cut])
+
+
+def _header_offset(data: bytes) -> int:
+    return 7
+
+
+def test_section_length_past_the_end(good_file):
+    parsed = bitstream.parse_file(good_file)
+    (hlen,) = struct.unpack(">H", good_file[5:7])
+    at = 7 + hlen
+    data = bytearray(good_file)
+    data[at : at + 4] = struct.pack(">I", 0xFFFFFFF0)
+    with pytest.raises(BitstreamError, match="ends early"):
+        decode_bytes(reseal(bytes(data)))
+    assert parsed.weights  # the good file has a weights section
+
+
+def test_absurd_sizes_are_refused_before_allocating(good_file):
+    parsed = bitstream.parse_file(good_file)
+    huge = replace(parsed.header, width=8192, height=8192, frames=10000)
+    data = bitstream.write_file(huge, parsed.weights, parsed.latents)
+    with pytest.raises(BitstreamError, match="cap"):
+        decode_bytes(data)
+    # within the pixel cap but far more latents than the section could hold
+    big = replace(parsed.header, width=4000, height=4000, frames=10)
+    data = bitstream.write_file(big, parsed.weights, parsed.latents)
+    with pytest.raises(BitstreamError, match="cannot hold"):
+        decode_bytes(data)
+    with pytest.raises(BitstreamError, match="frame size"):
+        bitstream.parse_header(bitstream.pack_header(replace(parsed.header, width=0)))
+
+
+def test_hostile_network_shapes(good_file):
+    parsed = bitstream.parse_file(good_file)
+    for bad in (
+        replace(parsed.header, synth=((3, 5, 0),)),  # kernel 5
+        replace(parsed.header, synth=((4, 1, 1),)),  # does not end with 3 channels
+        replace(parsed.header, synth=((3, 1, 2),)),  # residual that changes channels
+        replace(parsed.header, levels=0, temporal_strides=()),
+        replace(parsed.header, temporal_strides=(3,) * parsed.header.levels),
+        replace(parsed.header, arm_layers=9),
+        replace(parsed.header, synth_shift=40),
+    ):
+        with pytest.raises(BitstreamError):
+            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents))
+
+
+def test_wider_network_than_the_weights_section(good_file):
+    parsed = bitstream.parse_file(good_file)
+    wide = replace(parsed.header, synth=((64, 1, 1), (64, 3, 1), (3, 3, 0)))
+    with pytest.raises(BitstreamError, match="weights"):
+        decode_bytes(bitstream.write_file(wide, parsed.weights, parsed.latents))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_random_byte_mutations(good_file, data):
+    """Mutations with the CRC left alone: caught up front."""
+    blob = bytearray(good_file)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255).filter(lambda b, i=i: b != blob[i]))
+    with pytest.raises(BitstreamError):
+        decode_bytes(bytes(blob), max_pixels=SMALL_CAP)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_resealed_mutations_reach_the_parser(good_file, data):
+    """Mutations with a valid CRC (a hostile writer): a clean decode or a BitstreamError, nothing else."""
+    blob = bytearray(good_file[:-4])
+    kind = data.draw(st.sampled_from(["flip", "insert", "delete", "header"]))
+    if kind == "header":
+        i = data.draw(st.integers(0, min(len(blob) - 1, 40)))
+        blob[i] = data.draw(st.integers(0, 255))
+    elif kind == "flip":
+        for _ in range(data.draw(st.integers(1, 3))):
+            i = data.draw(st.integers(0, len(blob) - 1))
+            blob[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "insert":
+        i = data.draw(st.integers(0, len(blob)))
+        blob[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+    else:
+        i = data.draw(st.integers(0, len(blob) - 1))
+        del blob[i : i + data.draw(st.integers(1, 8))]
+    decode_or_error(reseal(bytes(blob) + b"\0\0\0\0"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=0, max_size=200))
+def test_arbitrary_bytes_after_the_magic(tail):
+    decode_or_error(reseal(bitstream.MAGIC + bytes([bitstream.VERSION]) + tail + b"\0\0\0\0"))
