@@ -55,6 +55,30 @@ def point(codec: str, settings: dict, clip, encoded, recon, decode_seconds: floa
     )
 
 
+def summarize(out: Path) -> str:
+    """A markdown table from the per-clip JSON files."""
+    lines = ["| clip | frames | codec | RD points (kbps / PSNR-YUV dB) | BD-rate vs x264 / x265 / SVT-AV1 | enc s/point | dec s/point | MAC/px |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(out.glob("*.json")):
+        rec = json.loads(path.read_text())
+        by: dict[str, list] = {}
+        for p in rec["points"]:
+            by.setdefault(p["codec"], []).append(p)
+        for codec, pts in by.items():
+            pts = sorted(pts, key=lambda p: p["kbps"])
+            rd = ", ".join(f"{p['kbps']:.0f}/{p['quality']['psnr_yuv']:.2f}" for p in pts)
+            bd = rec["bd_rate"] if codec == "semantic_latent" else {}
+            bd_text = " / ".join("n/a" if bd.get(a) is None else f"{bd[a]:+.1f}%" for a in ("x264", "x265", "av1")) if bd else ""
+            enc = sum(p["encode_seconds"] for p in pts) / len(pts)
+            dec = sum(p["decode_seconds"] for p in pts) / len(pts)
+            mac = f"{pts[0]['mac_per_pixel']:.0f}" if pts[0].get("mac_per_pixel") else ""
+            its = f" ({', '.join(str(p['settings'].get('iterations')) for p in pts)} it)" if codec == "semantic_latent" else ""
+            lines.append(f"| {rec['clip']} {rec['size']} | {rec['frames']} | {codec}{its} | {rd} | {bd_text} | {enc:.1f} | {dec:.2f} | {mac} |")
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default="foreman,carphone,mobile,n06")
@@ -66,7 +90,11 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="bench-out/neural")
     parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--summarize", action="store_true", help="only rebuild <out>/summary.md from the JSON files")
     args = parser.parse_args()
+    if args.summarize:
+        print(summarize(Path(args.out)))
+        return 0
 
     import torch
 
