@@ -45,7 +45,7 @@ for (w, h, t) in [(352, 288, 8), (352, 288, 30), (1920, 1080, 1), (1920, 1080, 4
         torch.manual_seed(0)
         m = LatentModel(cfg, level_shapes(cfg, t, h, w)).to(dev)
         y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
-        opt, frames = torch.optim.Adam(m.parameters(), 1e-2), torch.arange(t, device=dev)
+        opt, frames = torch.optim.Adam(m.parameters(), 1e-2), list(range(t))
         def step():
             qs = m.quantized(True, 0.2, 1.0)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):

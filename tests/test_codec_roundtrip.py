@@ -155,7 +155,9 @@ def test_cli_encode_then_decode(tmp_path):
     out = tmp_path / "c.clv"
     assert main(["encode", str(src), "-o", str(out), "--preset", "test", "--iterations", "10", "--lmbda", "0.001", "--quiet"]) == 0
     assert main(["decode", str(out), "-o", str(tmp_path / "r.y4m")]) == 0
-    assert main(["decode", str(src), "-o", str(tmp_path / "bad.y4m")]) == 2  # not a .clv: a one-line user error
+    bad = tmp_path / "bad.clv"
+    bad.write_bytes(out.read_bytes()[:-10])
+    assert main(["decode", str(bad), "-o", str(tmp_path / "bad.y4m")]) == 2  # damaged .clv: a one-line user error
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run benchmarks/gpu_smoke.sh on the GPU machine)")

@@ -116,7 +116,7 @@ class LatentModel(nn.Module):
             total = total + laplace_bits(qs[level].reshape(-1), mu, log2_scale).sum()
         return total
 
-    def render(self, qs: list[torch.Tensor], frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         return to_420(self.synth(upsample_levels(self.cfg, qs, frames)))
 
 
@@ -148,7 +148,7 @@ def train(
     amp: bool,
     progress: Callable[[Progress], None] | None,
 ) -> tuple[int, float, list[Progress]]:
-    frames = torch.arange(y.shape[0], device=y.device)
+    frames = list(range(y.shape[0]))
     pixels = float(y.numel())
     if y.device.type == "cpu":
         torch.set_flush_denormal(True)
@@ -215,7 +215,7 @@ def _weight_bits(ints: list[torch.Tensor]) -> int:
 def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> tuple[int, int]:
     """Pick each network's weight step by D + lmbda * R (float evaluation with quantized weights)."""
     pixels = float(y.numel())
-    frames = torch.arange(y.shape[0])
+    frames = list(range(y.shape[0]))
     qs = [torch.round(lat.detach()) for lat in model.latents]
     synth_params = list(model.synth.parameters())
     arm_params = list(model.arm.parameters())

@@ -170,6 +170,18 @@ def parent_index(cfg: CodecConfig, level: int, slice_index: int) -> int:
     return (slice_index * cfg.temporal_strides[level]) // cfg.temporal_strides[level + 1]
 
 
+def take_slices(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """x[idx] along dim 0; identity and sample-and-hold cases avoid index (its backward is slow on CPU)."""
+    if idx == list(range(x.shape[0])):
+        return x
+    counts = [0] * x.shape[0]
+    for i in idx:
+        counts[i] += 1
+    if idx == sorted(idx) and all(c > 0 for c in counts):
+        return torch.repeat_interleave(x, torch.tensor(counts, device=x.device), dim=0)
+    return x.index_select(0, torch.tensor(idx, device=x.device))
+
+
 def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> torch.Tensor:
     """Features for all slices of `level` at once (training / encoder side)."""
     q = levels[level]
@@ -177,8 +189,8 @@ def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> t
     prev = torch.cat([torch.zeros_like(q[:1]), q[:-1]], dim=0)
     has_prev = (torch.arange(t, device=q.device) > 0).to(q.dtype)
     if level + 1 < cfg.n_levels:
-        idx = torch.tensor([parent_index(cfg, level, n) for n in range(t)], device=q.device)
-        parent = nearest_up(levels[level + 1][idx], h, w)
+        idx = [parent_index(cfg, level, n) for n in range(t)]
+        parent = nearest_up(take_slices(levels[level + 1], idx), h, w)
         has_parent = torch.ones(t, dtype=q.dtype, device=q.device)
     else:
         parent = torch.zeros_like(q)
@@ -203,11 +215,11 @@ def up2x(x: torch.Tensor) -> torch.Tensor:
     return _up_axis(_up_axis(x, x.dim() - 2), x.dim() - 1)
 
 
-def upsample_levels(cfg: CodecConfig, levels: list[torch.Tensor], frames: torch.Tensor) -> torch.Tensor:
+def upsample_levels(cfg: CodecConfig, levels: list[torch.Tensor], frames: list[int]) -> torch.Tensor:
     """Latent pyramid -> (len(frames), n_levels, H, W): coarsest first, full resolution."""
     acc = None
     for level in reversed(range(cfg.n_levels)):
-        q = levels[level][torch.div(frames, cfg.temporal_strides[level], rounding_mode="floor")][:, None]
+        q = take_slices(levels[level], [f // cfg.temporal_strides[level] for f in frames])[:, None]
         if acc is None:
             acc = q
         else:
@@ -381,7 +393,7 @@ def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list
     """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size."""
     ys, us, vs = [], [], []
     for t in range(frames):
-        x = upsample_levels(cfg, levels, torch.tensor([t]))
+        x = upsample_levels(cfg, levels, [t])
         out = synthesis_fixed(cfg, x, synth_params)
         y, uv = to_420(out)
         ys.append(to_pixels(y[0]))
