@@ -46,10 +46,10 @@ class ClassicalCodec:
     def beyond(self, settings: Settings, direction: str) -> Settings | None:
         if "crf" not in settings:
             return None
-        crf = int(settings["crf"]) + (-self.crf_step if direction == "higher" else self.crf_step)
-        if not self.crf_limits[0] <= crf <= self.crf_limits[1]:
-            return None
-        return {**settings, "crf": crf}
+        current = int(settings["crf"])
+        low, high = self.crf_limits
+        crf = max(low, current - self.crf_step) if direction == "higher" else min(high, current + self.crf_step)
+        return None if crf == current else {**settings, "crf": crf}
 
     def encode(self, clip: Clip, settings: Settings, out_stem: Path) -> Encoded:
         path = Path(f"{out_stem}.mp4")

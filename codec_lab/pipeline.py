@@ -31,7 +31,8 @@ from codec_lab.contracts import (
     VideoRecord,
 )
 from codec_lab.decide import best_record, decide
-from codec_lab.experiment import ExperimentOptions, run_experiment
+from codec_lab.executors import ExperimentExecutor, LocalExecutor
+from codec_lab.experiment import ExperimentOptions
 from codec_lab.planning import PlannerError, budget_left, rounds_done
 from codec_lab.video import probe, read_clip
 from codec_lab.video.analysis import analyze_scene
@@ -110,11 +111,13 @@ def video_id_for(path: Path, frames: int | None) -> str:
 
 
 class LocalRunner:
-    def __init__(self, config: RunConfig, store, planner, view: RunView | None = None) -> None:
+    def __init__(self, config: RunConfig, store, planner, view: RunView | None = None, executor: ExperimentExecutor | None = None) -> None:
         self.config = config
         self.store = store
         self.planner = planner
         self.view = view or NullView()
+        self.executor = executor or LocalExecutor(config.targets, ExperimentOptions(
+            device=self.device(), max_seconds=config.seconds_per_experiment(), with_ms_ssim=config.with_ms_ssim))
         self.steps_run: list[str] = []
 
     def _step(self, name: str, detail: str) -> None:
@@ -154,10 +157,6 @@ class LocalRunner:
     # -- the rounds ---------------------------------------------------------
     def plan(self, video_id: str, info: VideoInfo, profile: SceneProfile) -> list[ExperimentPlan]:
         history = self.store.history_for(video_id)
-        unfinished = self.store.unfinished(video_id)
-        if unfinished:
-            self._step(steps.PLAN, f"resuming {len(unfinished)} experiment(s) left unfinished by an earlier run")
-            return [r.plan for r in unfinished]
         left = budget_left(self.config.budget, history, video_id)
         self.store.set_video_status(video_id, "planning")
         self._step(steps.PLAN, f"round {rounds_done(history, video_id) + 1}: {self.config.experiments_per_round} plan(s) asked of {self.planner.name}")
@@ -165,15 +164,11 @@ class LocalRunner:
         self.store.put_plans(plans)
         return plans
 
-    def run_experiments(self, video_id: str, plans: Sequence[ExperimentPlan], clip: Clip) -> None:
+    def run_experiments(self, video_id: str, plans: Sequence[ExperimentPlan], clip: Clip, source: Path) -> None:
         self.store.set_video_status(video_id, "running")
         self._step(steps.RUN_EXPERIMENTS, f"{len(plans)} experiment(s)")
-        options = ExperimentOptions(device=self.device(), max_seconds=self.config.seconds_per_experiment(),
-                                    with_ms_ssim=self.config.with_ms_ssim)
         recorded = False
-        for index, plan in enumerate(plans):
-            self.view.experiment_started(plan, index, len(plans))
-            result = run_experiment(plan, clip, self.run_dir(video_id) / "experiments" / plan.plan_id, self.config.targets, options)
+        for plan, result in self.executor.run_round(plans, clip, source, self.run_dir(video_id), self.view.experiment_started):
             if not recorded:
                 self._step(steps.RECORD, "each result into the store as it finishes")
                 recorded = True
@@ -202,7 +197,13 @@ class LocalRunner:
 
         path = Path(path)
         video_id, info, profile, clip, anchors = self.analyze(path)
-        decision = decide(video_id, self.store.list_experiments(video_id), self.config.targets, self.config.budget)
+        unfinished = [r.plan for r in self.store.unfinished(video_id)]
+        if unfinished:  # an earlier run stopped mid-round: finish its plans before planning anew
+            self._step(steps.PLAN, f"resuming {len(unfinished)} experiment(s) left unfinished by an earlier run")
+            self.run_experiments(video_id, unfinished, clip, path)
+            decision = self.decide(video_id, planned_nothing=False)
+        else:
+            decision = decide(video_id, self.store.list_experiments(video_id), self.config.targets, self.config.budget)
         while not decision.stop:
             try:
                 plans = self.plan(video_id, info, profile)
@@ -210,7 +211,7 @@ class LocalRunner:
                 self.view.step(steps.PLAN, f"planner failed: {exc}")
                 plans = []
             if plans:
-                self.run_experiments(video_id, plans, clip)
+                self.run_experiments(video_id, plans, clip, path)
             decision = self.decide(video_id, planned_nothing=not plans)
         self.store.set_video_status(video_id, "reporting")
         records = self.store.list_experiments(video_id)

@@ -50,5 +50,6 @@ def test_codec_names():
     assert parse_codec_list("x264, HEVC,svt-av1") == ["x264", "x265", "av1"]
     with pytest.raises(CodecLabError, match="unknown codec 'vp9'"):
         parse_codec_list("x264,vp9")
-    assert get_codec("x265").beyond({"crf": 50}, "lower") is None
+    assert get_codec("x265").beyond({"crf": 51}, "lower") is None
+    assert get_codec("av1").beyond({"crf": 60}, "lower") == {"crf": 63}  # clamped to the encoder's range
     assert get_codec("x265").beyond({"crf": 20}, "higher") == {"crf": 15}

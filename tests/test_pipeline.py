@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import codec_lab.pipeline as pipeline
-from codec_lab.contracts import ExperimentPlan
+from codec_lab.contracts import ExperimentPlan, Targets
+from codec_lab.executors import LocalExecutor
 from codec_lab.pipeline import STEPS, LocalRunner, RunConfig
 from codec_lab.planning.local import LocalPlanner
 from codec_lab.planning.space import default_search_space
@@ -83,7 +83,7 @@ def test_end_to_end_with_the_local_planner(tmp_path, clip_path):
 
 def test_failing_experiment_then_crash_then_resume(tmp_path, clip_path, monkeypatch):
     store = SqliteStore(tmp_path / "lab.sqlite")
-    real = pipeline.run_experiment
+    real = LocalExecutor.run
     calls = []
 
     def crash_on_third(plan, *args, **kwargs):
@@ -92,9 +92,9 @@ def test_failing_experiment_then_crash_then_resume(tmp_path, clip_path, monkeypa
             raise KeyboardInterrupt  # the process is killed mid-round
         return real(plan, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_experiment", crash_on_third)
+    monkeypatch.setattr(LocalExecutor, "run", staticmethod(crash_on_third))
     planner = ScriptedPlanner([[30, 99, 45]])  # crf 99 is out of SVT-AV1's range: that experiment fails
-    cfg = config(tmp_path, targets=pipeline.Targets(max_kbps=1.0))  # unreachable: the run never stops early
+    cfg = config(tmp_path, targets=Targets(max_kbps=1.0))  # unreachable: the run never stops early
     with pytest.raises(KeyboardInterrupt):
         LocalRunner(cfg, store, planner).run(clip_path)
     video_id = store.list_videos()[0].video_id
@@ -102,7 +102,7 @@ def test_failing_experiment_then_crash_then_resume(tmp_path, clip_path, monkeypa
     assert states == {"r1-0-crf30": "succeeded", "r1-1-crf99": "failed", "r1-2-crf45": "planned"}
 
     calls.clear()
-    monkeypatch.setattr(pipeline, "run_experiment", lambda plan, *a, **k: calls.append(plan.plan_id) or real(plan, *a, **k))
+    monkeypatch.setattr(LocalExecutor, "run", staticmethod(lambda plan, *a, **k: calls.append(plan.plan_id) or real(plan, *a, **k)))
     summary = LocalRunner(cfg, store, planner).run(clip_path)
     assert calls == ["r1-2-crf45"]  # finished experiments are kept, not redone
     assert planner.calls == 1  # the unfinished plan was resumed, not planned again
@@ -134,3 +134,58 @@ def test_run_command_quick_demo_json(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert json.loads(again.stdout)["experiments"] == summary["experiments"]  # nothing redone, nothing lost
+
+
+def test_sagemaker_backend_needs_its_settings(tmp_path, clip_path, monkeypatch):
+    for key in ("CODEC_LAB_SM_BUCKET", "CODEC_LAB_SM_ROLE_ARN", "CODEC_LAB_SM_IMAGE_URI"):
+        monkeypatch.delenv(key, raising=False)
+    run = subprocess.run([sys.executable, "-m", "codec_lab.cli", "run", str(clip_path), "--backend", "sagemaker", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "CODEC_LAB_SM_BUCKET" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_sagemaker_executor_submits_each_plan_and_records_results(tmp_path, clip_path, monkeypatch):
+    """The SageMaker backend against botocore stubs: one upload, one training job per plan, results read back."""
+    import io
+    import tarfile
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from codec_lab.aws.sagemaker_backend import BackendSettings
+    from codec_lab.executors import SageMakerExecutor
+    from codec_lab.planning.samples import sample_result
+
+    plan = ScriptedPlanner([[40]]).propose(None, type("P", (), {"video_id": "vid-1"})(), [], None, None, 1)[0]
+    settings = BackendSettings(bucket="lab-bucket", role_arn="arn:aws:iam::123456789012:role/sm", image_uri="1.dkr.ecr/x:1", region="us-east-1")
+    s3, sm = boto3.client("s3", region_name="us-east-1"), boto3.client("sagemaker", region_name="us-east-1")
+    expected = sample_result(plan, 300.0, 37.0)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        data = expected.model_dump_json().encode()
+        info = tarfile.TarInfo("result.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with Stubber(s3) as s3_stub, Stubber(sm) as sm_stub:
+        s3_stub.add_response("put_object", {}, {"Bucket": "lab-bucket", "Key": ANY, "Body": ANY, "ContentType": "application/json"})
+        sm_stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}, None)
+        sm_stub.add_response("describe_training_job", {
+            "TrainingJobName": "x", "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x", "TrainingJobStatus": "Completed",
+            "SecondaryStatus": "Completed", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 50},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 10}, "CreationTime": 0, "BillableTimeInSeconds": 42,
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://lab-bucket/runs/vid-1/jobs/x/output/model.tar.gz"}}, None)
+        s3_stub.add_response("get_object", {"Body": io.BytesIO(archive.getvalue()), "ContentLength": len(archive.getvalue())}, None)
+        import codec_lab.aws.sagemaker_backend as backend
+
+        uploads = []
+        monkeypatch.setattr(backend, "_client", lambda name, _settings, client: {"s3": s3, "sagemaker": sm}[name])
+        monkeypatch.setattr(backend, "upload_video",
+                            lambda path, vid, st, s3=None: uploads.append(path) or f"s3://lab-bucket/uploads/local/{vid}/{path.name}")
+        results = list(SageMakerExecutor(settings, poll_seconds=0).run_round([plan], None, clip_path, tmp_path, lambda *a: None))
+        sm_stub.assert_no_pending_responses()
+    assert uploads == [clip_path]
+    (done_plan, result), = results
+    assert done_plan.plan_id == plan.plan_id and result.status == "succeeded"
+    assert result.metrics.kbps == 300.0 and result.timings["gpu"] == 42.0
+    assert (tmp_path / "experiments" / plan.plan_id / "result.json").exists()

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--planner", choices=["auto", "local", "bedrock"], default="auto",
                         help="auto: Bedrock when CODEC_LAB_BEDROCK_MODEL_ID is set, else the local Optuna planner")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where neural codecs train (default: cuda if present)")
+    parser.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+                        help="where experiments run: here, or as SageMaker training jobs (CODEC_LAB_SM_BUCKET, _ROLE_ARN, _IMAGE_URI)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default runs/)")
     parser.add_argument("--store", help="SQLite store (default $CODEC_LAB_STORE or runs/lab.sqlite)")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -66,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
     settings = PlannerSettings.from_env()
     settings = PlannerSettings(**{**settings.__dict__, "kind": args.planner, "audit_dir": str(config.out / "audit")})
     planner = make_planner(settings, space=space, store=store)
+    executor = None
+    if args.backend == "sagemaker":
+        from codec_lab.executors import SageMakerExecutor
+
+        executor = SageMakerExecutor.from_env()
     view = RichView(json_mode=args.json)
     with view:
-        summary = LocalRunner(config, store, planner, view).run(clip)
+        summary = LocalRunner(config, store, planner, view, executor).run(clip)
     payload = {
         "video_id": summary.video_id, "run_dir": str(summary.run_dir), "report": str(summary.report),
         "stopped_because": summary.decision.reason, "target_met": summary.decision.target_met,

@@ -155,7 +155,8 @@ def write_report(run_dir: Path, info: VideoInfo, profile: SceneProfile, clip: Cl
                "anchor_bd_rate": anchors.bd_rate, "experiments": [r.model_dump() for r in records]}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     bd = neural_bd["bd_rate"]
-    bd_text = (f"Best neural configuration {html.escape(json.dumps(neural_bd['configuration']))} "
+    bd_text = "No neural experiment succeeded: no neural BD-rate." if neural_bd["configuration"] is None else (
+               f"Best neural configuration {html.escape(json.dumps(neural_bd['configuration']))} "
                f"({neural_bd['points']} points): BD-rate {fmt(bd.get('x265'), '+.1f', 'n/a')}% vs x265 medium, "
                f"{fmt(bd.get('av1'), '+.1f', 'n/a')}% vs SVT-AV1." + (f" {html.escape(neural_bd['why_missing'])}." if neural_bd.get("why_missing") else ""))
     anchor_bd = "; ".join(
