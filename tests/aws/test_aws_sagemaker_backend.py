@@ -71,3 +71,26 @@ def _tar(result) -> io.BytesIO:
 
     raw = buf.getvalue()
     return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+def test_executor_uploads_once_submits_each_plan_and_writes_results(tmp_path, monkeypatch):
+    """`codec-lab run --backend sagemaker`'s executor over the same stubs: results come back in plan order."""
+    import codec_lab.aws.sagemaker_backend as backend
+    from codec_lab.executors import SageMakerExecutor
+
+    sm, s3 = boto3.client("sagemaker", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
+    uploads = []
+    monkeypatch.setattr(backend, "_client", lambda name, _settings, client: {"s3": s3, "sagemaker": sm}[name])
+    monkeypatch.setattr(backend, "upload_video", lambda path, vid, st, s3=None: uploads.append(path) or f"s3://lab-bucket/uploads/local/{vid}/a.mp4")
+    artifacts = {"S3ModelArtifacts": "s3://lab-bucket/runs/vid/jobs/x/output/model.tar.gz"}
+    with Stubber(sm) as sms, Stubber(s3) as s3s:
+        s3s.add_response("put_object", {}, {"Bucket": "lab-bucket", "Key": ANY, "Body": ANY, "ContentType": "application/json"})
+        sms.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}, None)
+        sms.add_response("describe_training_job", {**_described("Completed", "x"), "ModelArtifacts": artifacts, "BillableTimeInSeconds": 42}, None)
+        s3s.add_response("get_object", {"Body": _tar(sample_result(PLAN, kbps=300, psnr_yuv=37.0)), "ContentLength": 10}, None)
+        results = list(SageMakerExecutor(SETTINGS, poll_seconds=0).run_round([PLAN], None, tmp_path / "a.mp4", tmp_path, lambda *a: None))
+        sms.assert_no_pending_responses()
+    assert uploads == [tmp_path / "a.mp4"]
+    (plan, result), = results
+    assert plan.plan_id == PLAN.plan_id and result.status == "succeeded" and result.timings["gpu"] == 42
+    assert (tmp_path / "experiments" / PLAN.plan_id / "result.json").exists()
