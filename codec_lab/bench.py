@@ -79,9 +79,20 @@ def measure(
 
 
 def sweep_codec(
-    codec: SweepCodec, clip: Clip, out_dir: Path, targets: Targets, progress: BenchProgress, *, with_ms_ssim: bool = True
+    codec: SweepCodec, clip: Clip, out_dir: Path, targets: Targets, progress: BenchProgress, *, with_ms_ssim: bool = True,
+    target_kbps: list[float] | None = None,
 ) -> list[RDPoint]:
-    """The codec's default sweep, widened towards QUALITY_SPAN where the codec allows."""
+    """The codec's default sweep, widened towards QUALITY_SPAN where the codec allows;
+    or, with `target_kbps`, one point per target bitrate (the encoder's rate control)."""
+    if target_kbps:
+        plan = [{"kbps": kbps} for kbps in target_kbps]
+        progress.planned(len(plan))
+        points = []
+        for settings in plan:
+            progress.started(codec.name, settings)
+            points.append(measure(codec, clip, settings, out_dir, targets, with_ms_ssim=with_ms_ssim))
+            progress.finished(points[-1])
+        return points
     plan = codec.sweep(clip)
     progress.planned(len(plan))
     points: list[RDPoint] = []
@@ -112,6 +123,7 @@ class BenchConfig:
     targets: Targets = field(default_factory=Targets)
     with_ms_ssim: bool = True
     codec_options: dict[str, dict] = field(default_factory=dict)  # per codec name, passed to its factory
+    target_kbps: list[float] = field(default_factory=list)  # rate-control points instead of the CRF sweep
 
 
 def run_bench(clip: Clip, source: VideoInfo | str, out_dir: Path, config: BenchConfig, progress: BenchProgress | None = None) -> BenchResults:
@@ -124,7 +136,8 @@ def run_bench(clip: Clip, source: VideoInfo | str, out_dir: Path, config: BenchC
         if name == "av1":
             options.setdefault("preset", config.av1_preset)
         codec = get_codec(name, **options)
-        points.extend(sweep_codec(codec, clip, out_dir, config.targets, progress, with_ms_ssim=config.with_ms_ssim))
+        points.extend(sweep_codec(codec, clip, out_dir, config.targets, progress, with_ms_ssim=config.with_ms_ssim,
+                                  target_kbps=config.target_kbps))
     from codec_lab.report.rd import bd_rate_table, plot_rd
 
     path = source.path if isinstance(source, VideoInfo) else str(source)

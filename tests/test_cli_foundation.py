@@ -83,3 +83,14 @@ def test_too_many_frames_is_said_and_the_clip_used(tmp_path, clip_file):
     assert run.returncode == 0
     assert "asked for 99 frames but the clip has 5" in run.stderr
     assert json.loads(run.stdout)["frames"] == 5
+
+
+def test_bench_at_target_bitrates(tmp_path):
+    clip = write_clip(synthetic_clip(frames=12, width=128, height=96), tmp_path / "pan.y4m")
+    run = cli("bench", clip, "--codecs", "x264,av1", "--kbps", "400", "--out", tmp_path / "out", "--no-ms-ssim")
+    assert run.returncode == 0, run.stderr
+    points = load_results(tmp_path / "out" / "results.json").points
+    assert [(p.codec, p.settings) for p in points] == [("x264", {"kbps": 400.0}), ("av1", {"kbps": 400.0})]
+    assert 0.6 * 400 < points[0].kbps < 1.3 * 400  # two-pass x264 lands near the target
+    bad = cli("bench", clip, "--kbps", "fast")
+    assert bad.returncode == 2 and "--kbps 'fast'" in bad.stderr

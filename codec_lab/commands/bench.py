@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     parser.add_argument("--codecs", default="x264,x265,av1", help="comma-separated: x264, x265, av1, semantic_latent (default x264,x265,av1)")
     parser.add_argument("--out", type=Path, help="output folder (default bench-out/<clip name>)")
     parser.add_argument("--av1-preset", type=int, default=6, choices=range(0, 14), metavar="0-13", help="SVT-AV1 preset (default 6)")
+    parser.add_argument("--kbps", help="target bitrates instead of the CRF sweep, e.g. 1000 or 500,1000 (two-pass x264/x265, VBR SVT-AV1)")
     parser.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (about 1 s per 1080p frame)")
     parser.add_argument("--json", action="store_true", help="print results.json instead of tables")
     add_input_options(parser)
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     codecs = parse_codec_list(args.codecs)
     clip = read_input(args, args.clip)
     out_dir = args.out or Path("bench-out") / Path(args.clip).stem
-    config = BenchConfig(codecs=codecs, av1_preset=args.av1_preset, targets=targets_from_args(args), with_ms_ssim=not args.no_ms_ssim)
+    config = BenchConfig(codecs=codecs, av1_preset=args.av1_preset, targets=targets_from_args(args), with_ms_ssim=not args.no_ms_ssim,
+                         target_kbps=parse_kbps(args.kbps) if args.kbps else [])
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
@@ -50,6 +52,18 @@ def run(args: argparse.Namespace) -> int:
         print_results(console, results)
         console.print(f"wrote {out_dir / 'results.json'}, {out_dir / 'rd.png'} and the encoded files in {out_dir} ({results.wall_seconds:.1f} s)")
     return 0
+
+
+def parse_kbps(text: str) -> list[float]:
+    from codec_lab.errors import CodecLabError
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CodecLabError(f"--kbps {text!r}: give bitrates in kbps separated by commas, e.g. 500,1000") from None
+    if not values or any(v <= 0 for v in values):
+        raise CodecLabError(f"--kbps {text!r}: bitrates must be positive")
+    return values
 
 
 def print_results(console, results) -> None:
