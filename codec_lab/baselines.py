@@ -5,7 +5,8 @@ for x264 and x265 with a stats file, SVT-AV1's one-pass VBR rate control, which
 is all FFmpeg's libsvtav1 wrapper offers). Files are MP4 and kept. The payload
 is the sum of coded packets plus the decoder configuration (SPS/PPS/VPS or the
 AV1 sequence header) held in the extradata; the rest of the file is container
-overhead, reported apart.
+overhead, reported apart. Encoder-settings text (x264's and x265's user-data SEI) is kept
+out of the stream: it is not video, and on a short clip it would be a large share of the bits.
 
 Sizes that are odd are padded to even by edge replication (4:2:0 encoders need
 even sizes); the bench crops the decoded frames back before measuring.
@@ -17,9 +18,11 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
@@ -28,6 +31,7 @@ from codec_lab.video.planes import frame_to_planes, planes_to_frame
 
 # SVT-AV1 prints its banner at info level unless told otherwise.
 os.environ.setdefault("SVT_LOG", "1")
+X265_PARAMS = "log-level=error:info=0"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,12 @@ class ClassicalCodec:
     crf_limits: tuple[int, int]
     crf_step: int
     private_params_key: str | None = None  # "x264-params" / "x265-params"
+    # Bytes that are not video and that no decoder needs are kept out of the file: x264's
+    # encoder-settings SEI is filtered out, x265's is switched off (info=0).
+    strip_filter: str | None = None
+    # H.264/HEVC in MP4 carry their parameter sets only in the extradata (counted as payload);
+    # SVT-AV1 also repeats its sequence header in the first packet, so its extradata is not counted twice.
+    config_in_extradata: bool = True
 
     def sweep(self, clip: Clip) -> list[Settings]:
         return [{"crf": crf, "preset": self.preset} for crf in self.crf_points]
@@ -64,7 +74,7 @@ class ClassicalCodec:
             raise CodecLabError(f"{self.name}: crf {crf} is outside {self.crf_limits[0]}..{self.crf_limits[1]}")
         options = {"crf": str(crf), "preset": preset}
         if self.private_params_key == "x265-params":
-            options["x265-params"] = "log-level=error"
+            options["x265-params"] = X265_PARAMS
         return self._encode_once(clip, options, path, bit_rate=None)
 
     def _encode_bitrate(self, clip: Clip, preset: str, kbps: float, path: Path) -> Encoded:
@@ -73,7 +83,7 @@ class ClassicalCodec:
             return self._encode_once(clip, {"preset": preset}, path, bit_rate=bit_rate)
         with tempfile.TemporaryDirectory() as tmp:
             stats = Path(tmp) / "stats.log"
-            extra = "log-level=error:" if self.private_params_key == "x265-params" else ""
+            extra = f"{X265_PARAMS}:" if self.private_params_key == "x265-params" else ""
             first = self._encode_once(
                 clip, {"preset": preset, self.private_params_key: f"{extra}pass=1:stats={stats}"}, Path(tmp) / "pass1.mp4", bit_rate
             )
@@ -92,18 +102,26 @@ class ClassicalCodec:
                 stream.width, stream.height, stream.pix_fmt = padded.width, padded.height, "yuv420p"
                 if bit_rate:
                     stream.bit_rate = bit_rate
-                for index in range(padded.num_frames):
-                    frame = planes_to_frame(padded.y[index], padded.u[index], padded.v[index])
-                    frame.pts = index
-                    for packet in stream.encode(frame):
+                strip = BitStreamFilterContext(self.strip_filter, stream) if self.strip_filter else None
+                for index in range(padded.num_frames + 1):
+                    frame = None
+                    if index < padded.num_frames:
+                        frame = planes_to_frame(padded.y[index], padded.u[index], padded.v[index])
+                        frame.pts = index
+                    packets = stream.encode(frame)
+                    if strip is not None:
+                        packets = [out for packet in packets for out in strip.filter(packet)]
+                        packets += strip.filter(None) if frame is None else []
+                    for packet in packets:
+                        packet.stream = stream
                         payload += packet.size
                         container.mux(packet)
-                for packet in stream.encode(None):
-                    payload += packet.size
-                    container.mux(packet)
-                payload += len(stream.codec_context.extradata or b"")
+                if self.config_in_extradata:
+                    payload += len(stream.codec_context.extradata or b"")
         except av.error.FFmpegError as exc:
             raise CodecLabError(f"{self.name} failed to encode with {options}: {exc}") from None
+        except OSError as exc:
+            raise CodecLabError(f"{path}: cannot write the encoded file ({exc})") from None
         seconds = time.perf_counter() - start
         return Encoded(path=path, payload_bytes=payload, file_bytes=path.stat().st_size, encode_seconds=seconds)
 
@@ -111,7 +129,7 @@ class ClassicalCodec:
         frames = []
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            fps = stream.average_rate
+            fps = stream.average_rate or Fraction(25)  # the caller measures at the source's rate anyway
             for frame in container.decode(stream):
                 frames.append(frame_to_planes(frame)[0])
         if not frames:
@@ -120,7 +138,8 @@ class ClassicalCodec:
 
 
 def x264(preset: str = "medium") -> ClassicalCodec:
-    return ClassicalCodec("x264", "libx264", preset, (18, 23, 28, 33, 38), (0, 51), 5, "x264-params")
+    return ClassicalCodec("x264", "libx264", preset, (18, 23, 28, 33, 38), (0, 51), 5, "x264-params",
+                          strip_filter="filter_units=remove_types=6")
 
 
 def x265(preset: str = "medium") -> ClassicalCodec:
@@ -128,4 +147,4 @@ def x265(preset: str = "medium") -> ClassicalCodec:
 
 
 def svt_av1(preset: str | int = 6) -> ClassicalCodec:
-    return ClassicalCodec("av1", "libsvtav1", str(preset), (24, 32, 40, 48, 56), (1, 63), 8, None)
+    return ClassicalCodec("av1", "libsvtav1", str(preset), (24, 32, 40, 48, 56), (1, 63), 8, None, config_in_extradata=False)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from codec_lab.codecs import Settings, SweepCodec, get_codec
 from codec_lab.contracts import BenchClip, BenchResults, RDPoint, Targets, VideoInfo
+from codec_lab.errors import CodecLabError
+from codec_lab.files import write_text_atomic
 from codec_lab.metrics import bitrate_kbps, bits_per_pixel, evaluate, tops_per_frame
 from codec_lab.video.frames import Clip
 
@@ -48,8 +50,7 @@ def measure(
     start = time.perf_counter()
     decoded = codec.decode(encoded.path)
     decode_seconds = time.perf_counter() - start
-    if (decoded.width, decoded.height) != (clip.width, clip.height):
-        decoded = decoded.cropped(clip.height, clip.width)
+    decoded = matched_to_source(decoded, clip, encoded.path)
     quality = evaluate(clip, decoded, with_ms_ssim=with_ms_ssim)
     kbps = bitrate_kbps(encoded.payload_bytes, clip.num_frames, float(clip.fps))
     tops = tops_per_frame(encoded.mac_per_pixel, clip.width, clip.height) if encoded.mac_per_pixel is not None else None
@@ -76,6 +77,24 @@ def measure(
         meets_target=targets.met_by(kbps, quality.psnr_yuv, quality.ssim, tops),
         path=str(encoded.path),
     )
+
+
+def matched_to_source(decoded: Clip, source: Clip, path: Path) -> Clip:
+    """The decoded clip cropped to the source size; a decoder that lost or added frames is an error, not a metric."""
+    if decoded.num_frames != source.num_frames:
+        raise CodecLabError(f"{path.name}: decoded {decoded.num_frames} frames, the source has {source.num_frames}")
+    if (decoded.width, decoded.height) != (source.width, source.height):
+        if decoded.width < source.width or decoded.height < source.height:
+            raise CodecLabError(f"{path.name}: decoded {decoded.width}x{decoded.height}, smaller than the source {source.width}x{source.height}")
+        decoded = decoded.cropped(source.height, source.width)
+    return decoded
+
+
+def rescored(results: BenchResults, targets: Targets) -> BenchResults:
+    """The same points judged against `targets` (a rerun may have changed them)."""
+    points = [p.model_copy(update={"meets_target": targets.met_by(p.kbps, p.quality.psnr_yuv, p.quality.ssim, p.tops_per_frame)})
+              for p in results.points]
+    return results.model_copy(update={"points": points, "targets": targets})
 
 
 def sweep_codec(
@@ -128,7 +147,10 @@ class BenchConfig:
 
 def run_bench(clip: Clip, source: VideoInfo | str, out_dir: Path, config: BenchConfig, progress: BenchProgress | None = None) -> BenchResults:
     progress = progress or BenchProgress()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CodecLabError(f"{out_dir}: cannot be used as the output folder ({exc}); pass another --out") from None
     start = time.perf_counter()
     points: list[RDPoint] = []
     for name in config.codecs:
@@ -141,17 +163,22 @@ def run_bench(clip: Clip, source: VideoInfo | str, out_dir: Path, config: BenchC
     from codec_lab.report.rd import bd_rate_table, plot_rd
 
     path = source.path if isinstance(source, VideoInfo) else str(source)
+    bd_values, bd_notes = bd_rate_table(points, BD_ANCHORS)
     results = BenchResults(
         clip=BenchClip(path=path, width=clip.width, height=clip.height, frames=clip.num_frames, fps=float(clip.fps), notes=list(clip.notes)),
         targets=config.targets,
         points=points,
-        bd_rate=bd_rate_table(points, BD_ANCHORS),
+        bd_rate=bd_values,
+        bd_rate_notes=bd_notes,
         wall_seconds=time.perf_counter() - start,
     )
-    (out_dir / "results.json").write_text(results.model_dump_json(indent=2))
+    write_text_atomic(out_dir / "results.json", results.model_dump_json(indent=2))
     plot_rd(points, out_dir / "rd.png", config.targets, f"{Path(path).name}: {clip.width}x{clip.height}, {clip.num_frames} frames")
     return results
 
 
 def load_results(path: Path) -> BenchResults:
-    return BenchResults.model_validate(json.loads(Path(path).read_text()))
+    try:
+        return BenchResults.model_validate(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and failed validation
+        raise CodecLabError(f"{path}: not a readable results.json ({exc.__class__.__name__}); delete it to measure again") from None

@@ -339,6 +339,7 @@ class BenchResults(Contract):
     targets: Targets
     points: list[RDPoint]
     bd_rate: dict[str, dict[str, float | None]] = Field(description="test codec -> anchor codec -> BD-rate %")
+    bd_rate_notes: dict[str, dict[str, str]] = Field(default_factory=dict, description="test codec -> anchor -> why no BD-rate")
     wall_seconds: float = Field(ge=0)
 
 

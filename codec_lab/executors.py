@@ -14,12 +14,19 @@ from typing import Protocol
 from codec_lab.contracts import ExperimentPlan, ExperimentResult, Targets
 from codec_lab.errors import CodecLabError
 from codec_lab.experiment import ExperimentOptions, run_experiment
+from codec_lab.files import write_text_atomic
 from codec_lab.video.frames import Clip
 
 
 class ExperimentExecutor(Protocol):
     def run_round(self, plans: Sequence[ExperimentPlan], clip: Clip, source: Path, run_dir: Path,
                   on_start) -> Iterator[tuple[ExperimentPlan, ExperimentResult]]: ...
+
+    def abandoned(self, plan: ExperimentPlan, run_dir: Path) -> ExperimentResult | None:
+        """A failed result for a plan whose process died mid-experiment, or None to run it again."""
+
+
+STARTED_MARKER = "started"
 
 
 @dataclass
@@ -31,7 +38,27 @@ class LocalExecutor:
     def run_round(self, plans, clip, source, run_dir, on_start):
         for index, plan in enumerate(plans):
             on_start(plan, index, len(plans))
-            yield plan, self.run(plan, clip, run_dir / "experiments" / plan.plan_id, self.targets, self.options)
+            folder = run_dir / "experiments" / plan.plan_id
+            folder.mkdir(parents=True, exist_ok=True)
+            marker = folder / STARTED_MARKER
+            marker.touch()  # left behind only if this process is killed mid-experiment
+            try:
+                result = self.run(plan, clip, folder, self.targets, self.options)
+            except KeyboardInterrupt:
+                marker.unlink(missing_ok=True)  # the user stopped the run: this experiment runs again next time
+                raise
+            marker.unlink(missing_ok=True)
+            yield plan, result
+
+    def abandoned(self, plan, run_dir):
+        folder = run_dir / "experiments" / plan.plan_id
+        if not (folder / STARTED_MARKER).exists():
+            return None
+        return ExperimentResult(
+            plan_id=plan.plan_id, video_id=plan.video_id, status="failed",
+            error=f"the process ended during this experiment (killed, out of memory or crashed); it is not run again. "
+                  f"Delete {folder} and its store entry to retry it",
+        )
 
 
 @dataclass
@@ -69,5 +96,8 @@ class SageMakerExecutor:
             result = wait_for_result(job, self.settings, poll_s=self.poll_seconds)
             folder = run_dir / "experiments" / plan.plan_id
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "result.json").write_text(result.model_dump_json(indent=2))
+            write_text_atomic(folder / "result.json", result.model_dump_json(indent=2))
             yield plan, result
+
+    def abandoned(self, plan, run_dir):
+        return None  # a job's failure comes back as a failed result; an unfinished plan is submitted again

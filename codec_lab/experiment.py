@@ -16,6 +16,7 @@ from pathlib import Path
 from codec_lab.codecs import Settings, SweepCodec, get_codec
 from codec_lab.contracts import ExperimentMetrics, ExperimentPlan, ExperimentResult, Targets
 from codec_lab.errors import CodecLabError
+from codec_lab.files import write_text_atomic
 from codec_lab.metrics import bitrate_kbps, evaluate, tops_per_frame
 from codec_lab.video.frames import Clip
 
@@ -81,20 +82,19 @@ def run_experiment(plan: ExperimentPlan, clip: Clip, out_dir: Path, targets: Tar
             artifacts={"log": str(out_dir / "error.txt")},
             timings={"total": time.perf_counter() - started},
         )
-    (out_dir / "result.json").write_text(result.model_dump_json(indent=2))
+    write_text_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
     return result
 
 
 def _run(plan: ExperimentPlan, clip: Clip, out_dir: Path, targets: Targets, options: ExperimentOptions, started: float) -> ExperimentResult:
+    from codec_lab.bench import matched_to_source
     from codec_lab.video import read_clip
 
     codec, settings = codec_for_plan(plan, options)
     encoded = codec.encode(clip, settings, out_dir / "bitstream")
     recon_path = out_dir / "recon.y4m"
     decode_seconds = decode_in_subprocess(encoded.path, recon_path)
-    decoded = read_clip(recon_path)
-    if (decoded.width, decoded.height) != (clip.width, clip.height):
-        decoded = decoded.cropped(clip.height, clip.width)
+    decoded = matched_to_source(read_clip(recon_path), clip, encoded.path)
     quality = evaluate(clip, decoded, with_ms_ssim=options.with_ms_ssim)
     sample = save_sample(decoded, out_dir / "sample.png")
     kbps = bitrate_kbps(encoded.payload_bytes, clip.num_frames, float(clip.fps))

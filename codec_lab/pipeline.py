@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from codec_lab import steps
-from codec_lab.bench import BenchConfig, BenchProgress, load_results, run_bench
+from codec_lab.bench import BenchConfig, BenchProgress, load_results, rescored, run_bench
 from codec_lab.contracts import (
     BenchResults,
     Budget,
@@ -31,6 +31,7 @@ from codec_lab.contracts import (
     VideoRecord,
 )
 from codec_lab.decide import best_record, decide
+from codec_lab.errors import CodecLabError
 from codec_lab.executors import ExperimentExecutor, LocalExecutor
 from codec_lab.experiment import ExperimentOptions
 from codec_lab.planning import PlannerError, budget_left, rounds_done
@@ -100,12 +101,14 @@ class RunSummary:
     steps_run: list[str]
 
 
-def video_id_for(path: Path, frames: int | None) -> str:
-    """Stable id from the file's content and the frames used: same input, same id, same run folder."""
+def video_id_for(path: Path, frames: int | None, input_options: dict | None = None) -> str:
+    """Stable id from the file's content, the frames used and how raw input is read (fps, size,
+    pixel format): same input, same id, same run folder; read differently, a different id."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    digest.update(repr(sorted((k, str(v)) for k, v in (input_options or {}).items() if v is not None)).encode())
     stem = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "video"
     return f"{stem}-{digest.hexdigest()[:10]}-f{frames or 'all'}"
 
@@ -128,26 +131,31 @@ class LocalRunner:
     # -- Analyze -------------------------------------------------------------
     def analyze(self, path: Path) -> tuple[str, VideoInfo, SceneProfile, Clip, BenchResults]:
         cfg = self.config
-        info = probe(path, **cfg.input_options)
+        info = probe(path, frames=cfg.frames, **cfg.input_options)
         clip = read_clip(path, frames=cfg.frames, **cfg.input_options)
-        video_id = video_id_for(path, cfg.frames)
+        video_id = video_id_for(path, cfg.frames, cfg.input_options)
         self._step(steps.ANALYZE, f"{path.name}: {clip.width}x{clip.height}, {clip.num_frames} frames; scene profile and anchors")
         profile = analyze_scene(clip, video_id)
         existing = self.store.get_video(video_id)
         if existing is None:
             self.store.put_video(VideoRecord(video_id=video_id, source_uri=str(path.resolve()), status="analyzing",
                                              info=info, profile=profile, targets=cfg.targets, budget=cfg.budget))
-        else:
-            self.store.set_video_status(video_id, "analyzing")
+        else:  # a rerun: today's targets and budget are the ones to judge and plan by
+            self.store.put_video(existing.model_copy(update={"status": "analyzing", "targets": cfg.targets, "budget": cfg.budget}))
         anchors = self._anchors(clip, path, self.run_dir(video_id) / "anchors")
         return video_id, info, profile, clip, anchors
 
     def _anchors(self, clip: Clip, path: Path, out_dir: Path) -> BenchResults:
         results_file = out_dir / "results.json"
         if results_file.exists():
-            cached = load_results(results_file)
-            if {p.codec for p in cached.points} >= set(self.config.anchors) and cached.clip.frames == clip.num_frames:
-                return cached
+            try:
+                cached = load_results(results_file)
+            except CodecLabError:
+                cached = None  # half-written or foreign: measure again
+            same_frames = cached is not None and (cached.clip.frames, cached.clip.width, cached.clip.height) == (
+                clip.num_frames, clip.width, clip.height) and abs(cached.clip.fps - float(clip.fps)) < 1e-6
+            if same_frames and {p.codec for p in cached.points} >= set(self.config.anchors):
+                return rescored(cached, self.config.targets)
         config = BenchConfig(codecs=list(self.config.anchors), targets=self.config.targets, with_ms_ssim=self.config.with_ms_ssim)
         return run_bench(clip, str(path), out_dir, config, self.view.bench_progress())
 
@@ -161,8 +169,9 @@ class LocalRunner:
         self.store.set_video_status(video_id, "planning")
         self._step(steps.PLAN, f"round {rounds_done(history, video_id) + 1}: {self.config.experiments_per_round} plan(s) asked of {self.planner.name}")
         plans = self.planner.propose(info, profile, history, self.config.targets, left, self.config.experiments_per_round)
-        self.store.put_plans(plans)
-        return plans
+        mine = [p for p in plans if p.video_id == video_id]
+        stored = self.store.put_plans(mine)
+        return [p for p, new in zip(mine, stored) if new]  # a plan id already in the store was tried: never again
 
     def run_experiments(self, video_id: str, plans: Sequence[ExperimentPlan], clip: Clip, source: Path) -> None:
         self.store.set_video_status(video_id, "running")
@@ -197,7 +206,13 @@ class LocalRunner:
 
         path = Path(path)
         video_id, info, profile, clip, anchors = self.analyze(path)
-        unfinished = [r.plan for r in self.store.unfinished(video_id)]
+        unfinished = []
+        for record in self.store.unfinished(video_id):
+            dead = self.executor.abandoned(record.plan, self.run_dir(video_id))
+            if dead is None:
+                unfinished.append(record.plan)
+            else:
+                self.store.put_result(dead)
         if unfinished:  # an earlier run stopped mid-round: finish its plans before planning anew
             self._step(steps.PLAN, f"resuming {len(unfinished)} experiment(s) left unfinished by an earlier run")
             self.run_experiments(video_id, unfinished, clip, path)

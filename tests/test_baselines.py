@@ -53,3 +53,26 @@ def test_codec_names():
     assert get_codec("x265").beyond({"crf": 51}, "lower") is None
     assert get_codec("av1").beyond({"crf": 60}, "lower") == {"crf": 63}  # clamped to the encoder's range
     assert get_codec("x265").beyond({"crf": 20}, "higher") == {"crf": 15}
+
+
+@pytest.mark.parametrize("name, marker", [("x264", b"x264 - core"), ("x265", b"x265 (build")])
+def test_encoder_settings_text_is_not_in_the_bitstream(tmp_path, name, marker):
+    """x264/x265 write their command line into the stream (~0.7-2.3 KB): not video, so not counted, not kept."""
+    clip = synthetic_clip(frames=3, width=64, height=48)
+    encoded = get_codec(name).encode(clip, {"crf": 40}, tmp_path / name)
+    data = encoded.path.read_bytes()
+    assert marker not in data
+    assert encoded.payload_bytes < 1000  # three small frames; the settings text alone was larger
+    assert get_codec(name).decode(encoded.path).num_frames == 3
+
+
+def test_a_decoder_that_adds_or_loses_frames_is_an_error_not_a_metric(tmp_path):
+    from pathlib import Path
+
+    from codec_lab.bench import matched_to_source
+
+    clip = synthetic_clip(frames=3, width=35, height=27)
+    longer = synthetic_clip(frames=4, width=36, height=28)
+    with pytest.raises(CodecLabError, match="decoded 4 frames, the source has 3"):
+        matched_to_source(longer, clip, Path("x.mp4"))
+    assert matched_to_source(longer.head(3), clip, Path("x.mp4")).width == 35

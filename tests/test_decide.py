@@ -33,3 +33,10 @@ def test_stop_when_rounds_or_experiments_run_out():
 def test_stop_when_the_planner_had_nothing():
     d = decide("v", [], Targets(), Budget(), planned_nothing=True)
     assert d.stop and "no valid experiment" in d.reason and d.best_plan_id is None
+
+
+def test_targets_are_judged_now_not_by_the_flag_stored_with_the_result():
+    met_then = record(0, 1, 800, psnr=36)
+    assert met_then.result.metrics.meets_target
+    d = decide("v", [met_then], Targets(max_kbps=100), Budget(experiments=4, rounds=3))
+    assert not d.stop and not d.target_met

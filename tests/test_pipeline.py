@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from codec_lab.contracts import ExperimentPlan, Targets
+from codec_lab.decide import meets
 from codec_lab.executors import LocalExecutor
 from codec_lab.pipeline import STEPS, LocalRunner, RunConfig
 from codec_lab.planning.local import LocalPlanner
@@ -77,8 +78,12 @@ def test_end_to_end_with_the_local_planner(tmp_path, clip_path):
     assert "Conclusion" in page and "data:image/png;base64," in page and records[0].plan.plan_id in page
     assert "http://" not in page and "https://" not in page  # opens with no network
     assert store.get_video(summary.video_id).status == "done"
-    # the target is easy on this clip: the run stops as soon as it is met
-    assert summary.decision.target_met == any(r.result.metrics.meets_target for r in records)
+    # the run stops in the round where a result first meets the targets, and not before
+    met_rounds = [r.plan.round for r in records if meets(r.result.metrics, Targets())]
+    if met_rounds:
+        assert summary.decision.target_met and max(r.plan.round for r in records) == min(met_rounds)
+    else:
+        assert not summary.decision.target_met and "rounds done" in summary.decision.reason
 
 
 def test_failing_experiment_then_crash_then_resume(tmp_path, clip_path, monkeypatch):
@@ -143,3 +148,60 @@ def test_sagemaker_backend_needs_its_settings(tmp_path, clip_path, monkeypatch):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "CODEC_LAB_SM_BUCKET" in run.stderr and "Traceback" not in run.stderr
 
+
+
+def test_a_killed_experiment_is_recorded_as_failed_not_rerun_forever(tmp_path, clip_path, monkeypatch):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    real = LocalExecutor.run
+
+    def killed(plan, *args, **kwargs):
+        raise SystemExit(137)  # stands for SIGKILL / the OOM killer: nothing after this line runs
+
+    monkeypatch.setattr(LocalExecutor, "run", staticmethod(killed))
+    cfg = config(tmp_path, targets=Targets(max_kbps=1.0))
+    with pytest.raises(SystemExit):
+        LocalRunner(cfg, store, ScriptedPlanner([[30]])).run(clip_path)
+    monkeypatch.setattr(LocalExecutor, "run", staticmethod(real))
+    summary = LocalRunner(cfg, store, ScriptedPlanner([[30]])).run(clip_path)
+    (record,) = store.list_experiments(summary.video_id)
+    assert record.status == "failed" and "process ended during this experiment" in record.result.error
+
+
+def test_plans_already_in_the_store_are_not_run_again(tmp_path, clip_path):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    planner = ScriptedPlanner([[30], [30], [30]])  # the same plan id every round
+    planner.propose_original = planner.propose
+
+    def same_id(*args):
+        plans = planner.propose_original(*args)
+        return [p.model_copy(update={"plan_id": "fixed", "round": 1}) for p in plans]
+
+    planner.propose = same_id
+    summary = LocalRunner(config(tmp_path, rounds=3, targets=Targets(max_kbps=1.0)), store, planner).run(clip_path)
+    assert summary.experiments == 1 and planner.calls == 2
+    assert "no valid experiment" in summary.decision.reason
+
+
+def test_run_frames_stops_before_a_size_change(tmp_path):
+    from tests.test_video_io import encode_raw
+
+    a = encode_raw(synthetic_clip(frames=4, width=64, height=48), tmp_path / "a.264")
+    b = encode_raw(synthetic_clip(frames=2, width=48, height=32), tmp_path / "b.264")
+    joined = tmp_path / "joined.264"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    summary = LocalRunner(config(tmp_path, frames=4), store, ScriptedPlanner([])).run(joined)
+    assert summary.report.exists() and store.get_video(summary.video_id).info.frames == 4
+
+
+def test_rerun_with_other_targets_judges_by_the_new_ones(tmp_path, clip_path):
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    first = LocalRunner(config(tmp_path), store, ScriptedPlanner([[30]])).run(clip_path)
+    assert first.decision.target_met
+    strict = Targets(max_kbps=1.0)
+    again = LocalRunner(config(tmp_path, targets=strict, rounds=2), store, ScriptedPlanner([[50]])).run(clip_path)
+    assert not again.decision.target_met
+    assert store.get_video(first.video_id).targets == strict
+    anchors = json.loads((again.run_dir / "summary.json").read_text())
+    assert anchors["decision"]["target_met"] is False
+    assert "<span class=met>" not in again.report.read_text()  # no anchor meets a 1 kbps target

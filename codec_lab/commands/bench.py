@@ -88,10 +88,13 @@ def print_results(console, results) -> None:
     )
     anchors = sorted({a for row in results.bd_rate.values() for a in row})
     if anchors:
-        bd = Table(title="BD-rate (%, Akima, kbps vs PSNR-YUV; negative = fewer bits than the anchor)")
+        bd = Table(title="BD-rate %", caption="Akima, kbps vs PSNR-YUV; negative = fewer bits than the anchor")
         bd.add_column("codec")
         for anchor in anchors:
             bd.add_column(f"vs {anchor}", justify="right")
         for codec, row in results.bd_rate.items():
             bd.add_row(codec, *("-" if anchor == codec else ("n/a" if row.get(anchor) is None else f"{row[anchor]:+.1f}") for anchor in anchors))
         console.print(bd)
+        for codec, row in results.bd_rate_notes.items():
+            for anchor, why in row.items():
+                console.print(f"no BD-rate for {codec} vs {anchor}: {why}")

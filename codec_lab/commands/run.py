@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from codec_lab.commands._common import add_input_options, add_target_options, positive_float, positive_int
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise CodecLabError("give a video file to run on, or --demo for a generated one")
     config = make_config(args)
     clip = demo_clip(config.out) if args.demo else Path(args.clip)
-    store = open_store(args.store or None) if args.store else open_store(config.out / "lab.sqlite")
+    store = open_store(args.store or os.environ.get("CODEC_LAB_STORE") or config.out / "lab.sqlite")
     space = default_search_space()
     if not _neural_codec_available():
         space = space.only(["av1"])

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codec_lab.contracts import BenchResults, Decision, ExperimentRecord, RDPoint, SceneProfile, Targets, VideoInfo
+from codec_lab.decide import meets
+from codec_lab.files import write_text_atomic
 from codec_lab.metrics import bits_per_pixel
-from codec_lab.report.rd import MIN_POINTS_FOR_BD, bd_rate, plot_rd
+from codec_lab.report.rd import bd_rate_detail, plot_rd
 from codec_lab.video.frames import Clip
 
 ANCHOR_NAMES = {"x264": "x264 medium", "x265": "x265 medium", "av1": "SVT-AV1"}
@@ -26,7 +28,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}.met{color:#127a2a;font-weight:6
 """
 
 
-def point_from_record(record: ExperimentRecord, clip: Clip) -> RDPoint | None:
+def point_from_record(record: ExperimentRecord, clip: Clip, targets: Targets) -> RDPoint | None:
     """An experiment's result as an RD point, so anchors and experiments share one curve format."""
     result = record.result
     if result is None or result.status != "succeeded" or result.metrics is None:
@@ -39,7 +41,7 @@ def point_from_record(record: ExperimentRecord, clip: Clip) -> RDPoint | None:
         file_bytes=Path(path).stat().st_size if path and Path(path).exists() else m.payload_bytes,
         kbps=m.kbps, bpp=bits_per_pixel(m.payload_bytes, clip.num_frames, clip.width, clip.height), quality=m.quality,
         encode_seconds=result.timings.get("encode", 0.0), decode_seconds=result.timings.get("decode", 0.0),
-        mac_per_pixel=m.mac_per_pixel, tops_per_frame=m.tops_per_frame, meets_target=m.meets_target, path=path,
+        mac_per_pixel=m.mac_per_pixel, tops_per_frame=m.tops_per_frame, meets_target=meets(m, targets), path=path,
     )
 
 
@@ -51,18 +53,20 @@ def best_neural_bd(points: Sequence[RDPoint], anchors: BenchResults) -> dict:
             key = json.dumps({"codec": p.codec, **{k: v for k, v in p.settings.items() if k not in ("lmbda", "iterations")}}, sort_keys=True)
             groups.setdefault(key, []).append(p)
     by_anchor = {a: [p for p in anchors.points if p.codec == a] for a in ("x265", "av1")}
-    best: dict | None = None
+    candidates = []
     for key, curve in groups.items():
-        values = {a: bd_rate(pts, curve) if pts else None for a, pts in by_anchor.items()}
-        candidate = {"configuration": json.loads(key), "points": len(curve), "bd_rate": values}
-        ranked = values.get("x265")
-        if best is None or (ranked is not None and (best["bd_rate"].get("x265") is None or ranked < best["bd_rate"]["x265"])):
-            best = candidate
+        details = {a: bd_rate_detail(pts, curve) for a, pts in by_anchor.items() if pts}
+        candidates.append({"configuration": json.loads(key), "points": len(curve),
+                           "bd_rate": {a: d[0] for a, d in details.items()},
+                           "why_missing": "; ".join(f"vs {label(a)}: {d[1]}" for a, d in details.items() if d[1]) or None})
+
+    def rank(candidate: dict) -> tuple:
+        value = candidate["bd_rate"].get("x265")
+        return (0, value) if value is not None else (1, -candidate["points"])  # a measured BD-rate first, lowest best
+
+    best = min(candidates, key=rank) if candidates else None
     if best is None:
         return {"configuration": None, "points": 0, "bd_rate": {}, "why_missing": "no neural experiment succeeded"}
-    if all(v is None for v in best["bd_rate"].values()):
-        best["why_missing"] = (f"a BD-rate needs {MIN_POINTS_FOR_BD} points of one configuration at different rates overlapping the anchors' "
-                               f"quality range; the best configuration has {best['points']}")
     return best
 
 
@@ -111,12 +115,12 @@ def fmt(value, spec: str, none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
 
-def experiments_table(records: Sequence[ExperimentRecord]) -> str:
+def experiments_table(records: Sequence[ExperimentRecord], targets: Targets) -> str:
     rows = []
     for r in records:
         m = r.result.metrics if r.result and r.result.metrics else None
         t = r.result.timings if r.result else {}
-        status = r.status if m is None else ('<span class="met">met</span>' if m.meets_target else '<span class="no">no</span>')
+        status = r.status if m is None else ('<span class="met">met</span>' if meets(m, targets) else '<span class="no">no</span>')
         error = f'<br><span class="small">{html.escape(r.result.error or "")}</span>' if r.result and r.result.error else ""
         rows.append(
             "<tr>" + "".join([
@@ -147,13 +151,13 @@ def anchors_table(points: Sequence[RDPoint]) -> str:
 def write_report(run_dir: Path, info: VideoInfo, profile: SceneProfile, clip: Clip, anchors: BenchResults,
                  records: Sequence[ExperimentRecord], targets: Targets, decision: Decision) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
-    experiments = [p for p in (point_from_record(r, clip) for r in records) if p is not None]
+    experiments = [p for p in (point_from_record(r, clip, targets) for r in records) if p is not None]
     rd_png = plot_rd(list(anchors.points) + experiments, run_dir / "rd.png", targets,
                      f"{Path(info.path).name}: {clip.width}x{clip.height}, {clip.num_frames} frames")
     neural_bd = best_neural_bd(experiments, anchors)
     summary = {"video_id": profile.video_id, "decision": decision.model_dump(), "neural_bd_rate": neural_bd,
                "anchor_bd_rate": anchors.bd_rate, "experiments": [r.model_dump() for r in records]}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     bd = neural_bd["bd_rate"]
     bd_text = "No neural experiment succeeded: no neural BD-rate." if neural_bd["configuration"] is None else (
                f"Best neural configuration {html.escape(json.dumps(neural_bd['configuration']))} "
@@ -179,11 +183,11 @@ SSIM &ge; {targets.min_ssim:g}, decoder &le; {targets.max_tops_per_frame:g} TOPS
 <h2>Rate-distortion</h2>{image_tag(rd_png, "RD plot")}
 <p>{bd_text}</p><p class="small">Anchors' BD-rates (Akima, kbps vs PSNR-YUV): {html.escape(anchor_bd) or 'n/a'}.
 Bitrates come from the bytes of the coded files; PSNR-YUV = (6Y+U+V)/8 per frame, averaged.</p>
-<h2>Experiments</h2>{experiments_table(records)}
+<h2>Experiments</h2>{experiments_table(records, targets)}
 <h2>Decoded samples (middle frame)</h2><div class="samples">{''.join(samples) or '<p>none</p>'}</div>
 <h2>Anchors</h2>{anchors_table(anchors.points)}
 <h2>Input notes</h2><ul>{notes or '<li>none</li>'}</ul>
 </body></html>"""
     report = run_dir / "report.html"
-    report.write_text(page)
+    write_text_atomic(report, page)
     return report

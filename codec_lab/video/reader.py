@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -59,7 +59,8 @@ class _Source:
     fps_source: str
     rotation: int = 0
     notes: list[str] = field(default_factory=list)
-    frames: Iterator[tuple[Planes, str | None, int | None]] = iter(())
+    # (frame shape (H, W), a function converting the frame to (planes, note), pts): conversion on demand
+    frames: Iterator[tuple[tuple[int, int], Callable[[], tuple[Planes, str | None]], int | None]] = iter(())
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -106,19 +107,22 @@ def _open_raw_yuv(path: Path, fps: Fraction | None, size: tuple[int, int] | None
     if fps is None:
         notes.append(f"no timing in a raw .yuv file: {DEFAULT_FPS} fps assumed (pass --fps to change)")
 
+    data = np.memmap(path, dtype=dtype, mode="r", shape=(count, frame_items))
+
+    def planes(i: int) -> tuple[Planes, str | None]:
+        flat = np.asarray(data[i])
+        y = flat[: width * height].reshape(height, width)
+        u = flat[width * height : width * height + ch * cw].reshape(ch, cw)
+        v = flat[width * height + ch * cw :].reshape(ch, cw)
+        if depth == 8:
+            return (y.copy(), u.copy(), v.copy()), None
+        shift = depth - 8
+        rounded = [np.clip((p.astype(np.uint32) + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8) for p in (y, u, v)]
+        return tuple(rounded), f"{depth}-bit {pix_fmt} rounded to 8 bits"
+
     def frames():
-        data = np.memmap(path, dtype=dtype, mode="r", shape=(count, frame_items))
         for i in range(count):
-            flat = np.asarray(data[i])
-            y = flat[: width * height].reshape(height, width)
-            u = flat[width * height : width * height + ch * cw].reshape(ch, cw)
-            v = flat[width * height + ch * cw :].reshape(ch, cw)
-            if depth == 8:
-                yield (y.copy(), u.copy(), v.copy()), None, None
-            else:
-                shift = depth - 8
-                rounded = [np.clip((p.astype(np.uint32) + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8) for p in (y, u, v)]
-                yield tuple(rounded), f"{depth}-bit {pix_fmt} rounded to 8 bits", None
+            yield (height, width), (lambda i=i: planes(i)), None
 
     return _Source(
         path=path, container="rawyuv", codec="rawvideo", pix_fmt=pix_fmt,
@@ -183,9 +187,8 @@ def _open_with_pyav(path: Path, fps: Fraction | None) -> _Source:
                 if decoded == 0:
                     source.pix_fmt = frame.format.name
                     source.rotation = int(getattr(frame, "rotation", 0) or 0)
-                planes, note = frame_to_planes(frame)
                 decoded += 1
-                yield planes, note, frame.pts
+                yield (frame.height, frame.width), (lambda frame=frame: frame_to_planes(frame)), frame.pts
         except (av.error.FFmpegError, ValueError) as exc:
             if decoded == 0:
                 raise _av_error(path, exc) from None
@@ -208,15 +211,13 @@ def _open(path: str | os.PathLike, fps: Fraction | float | None, size: tuple[int
     return _open_with_pyav(path, fps)
 
 
-def _frames_checked(source: _Source, limit: int | None) -> Iterator[tuple[Planes, str | None, int | None]]:
-    """The source's frames, refusing a size change and noting conversions once."""
+def _frames_checked(source: _Source, limit: int | None):
+    """The source's frames (shape, converter, pts) up to `limit`, refusing a size change."""
     first_shape = None
-    seen_notes: set[str] = set()
-    for index, (planes, note, pts) in enumerate(source.frames):
+    for index, (shape, convert, pts) in enumerate(source.frames):
         if limit is not None and index >= limit:
             source.frames.close()
             return
-        shape = planes[0].shape
         if first_shape is None:
             first_shape = shape
         elif shape != first_shape:
@@ -226,10 +227,7 @@ def _frames_checked(source: _Source, limit: int | None) -> Iterator[tuple[Planes
                 f"{first_shape[1]}x{first_shape[0]}; a size change mid-stream is not supported: "
                 f"use --frames {index} or re-encode the clip at one size"
             )
-        if note and note not in seen_notes:
-            seen_notes.add(note)
-            source.notes.append(note)
-        yield planes, note, pts
+        yield shape, convert, pts
 
 
 def read_clip(
@@ -246,7 +244,10 @@ def read_clip(
     source = _open(path, fps, size, pix_fmt)
     collected: list[Planes] = []
     budget_frames = None
-    for planes, _note, _pts in _frames_checked(source, frames):
+    for _shape, convert, _pts in _frames_checked(source, frames):
+        planes, note = convert()
+        if note and note not in source.notes:
+            source.notes.append(note)
         if budget_frames is None:
             frame_bytes = sum(p.nbytes for p in planes)
             budget_frames = MAX_CLIP_BYTES // frame_bytes
@@ -271,17 +272,21 @@ def probe(
     fps: Fraction | float | None = None,
     size: tuple[int, int] | None = None,
     pix_fmt: str | None = None,
+    frames: int | None = None,
 ) -> VideoInfo:
-    """What the file holds: every frame is decoded (not converted) so the count is exact."""
+    """What the file holds. Frames are decoded (not converted) so the count is exact; with
+    `frames`, decoding stops there and the count is 'at least' (said in the notes)."""
     source = _open(path, fps, size, pix_fmt)
     count, first_shape, pts_list = 0, None, []
-    for planes, _note, pts in _frames_checked(source, None):
+    for shape, _convert, pts in _frames_checked(source, frames):
         count += 1
-        first_shape = first_shape or planes[0].shape
+        first_shape = first_shape or shape
         if pts is not None:
             pts_list.append(pts)
     if count == 0:
         raise VideoInputError(f"{source.path}: no frame could be decoded; the file holds a video stream but no pictures")
+    if frames is not None and count == frames:
+        source.notes.append(f"probed the first {frames} frames only: the file may hold more")
     steps = np.diff(np.sort(np.asarray(pts_list, dtype=np.int64))) if len(pts_list) > 2 else np.array([])
     vfr = bool(steps.size and (steps.max() - steps.min()) > max(1, int(0.01 * steps.mean())))
     if vfr:
