@@ -95,3 +95,10 @@ def test_bench_at_target_bitrates(tmp_path):
     assert 0.6 * 400 < points[0].kbps < 1.3 * 400  # two-pass x264 lands near the target
     bad = cli("bench", clip, "--kbps", "fast")
     assert bad.returncode == 2 and "--kbps 'fast'" in bad.stderr
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path, clip_file):
+    run = cli("decode", clip_file, "-o", tmp_path / "no" / "such" / "dir" / "out.y4m")
+    assert run.returncode == 2 and "cannot be written" in run.stderr and "Traceback" not in run.stderr
+    run = cli("bench", clip_file, "--codecs", "x264", "--out", clip_file)
+    assert run.returncode == 2 and "cannot be used as the output folder" in run.stderr

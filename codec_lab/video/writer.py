@@ -17,23 +17,34 @@ def write_clip(clip: Clip, path: str | os.PathLike) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".y4m":
-        container = av.open(str(path), "w", format="yuv4mpegpipe")
+        container = _open_for_writing(path, format="yuv4mpegpipe")
         stream = container.add_stream("rawvideo", rate=clip.fps)
     elif suffix in (".mp4", ".mkv"):
         if clip.width % 2 or clip.height % 2:
             raise VideoInputError(f"{path}: lossless x264 needs an even size, the clip is {clip.width}x{clip.height}; write .y4m instead")
-        container = av.open(str(path), "w")
+        container = _open_for_writing(path)
         stream = container.add_stream("libx264", rate=clip.fps, options={"qp": "0", "preset": "veryfast"})
     else:
         raise VideoInputError(f"{path}: write .y4m (exact) or .mp4/.mkv (lossless x264)")
     stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-    with container:
-        for index in range(clip.num_frames):
-            frame = planes_to_frame(clip.y[index], clip.u[index], clip.v[index])
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    try:
+        with container:
+            for index in range(clip.num_frames):
+                frame = planes_to_frame(clip.y[index], clip.u[index], clip.v[index])
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.error.FFmpegError, OSError) as exc:
+        path.unlink(missing_ok=True)
+        raise VideoInputError(f"{path}: cannot be written ({exc}); check the folder exists and is writable") from None
     return path
+
+
+def _open_for_writing(path: Path, **kwargs):
+    try:
+        return av.open(str(path), "w", **kwargs)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoInputError(f"{path}: cannot be written ({exc}); check the folder exists and is writable") from None
 
 
 def write_y4m(clip: Clip, path: str | os.PathLike) -> Path:
