@@ -16,8 +16,7 @@ from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.presets import PRESETS
 from codec_lab.errors import BitstreamError
-
-from test_codec_roundtrip import synthetic_clip
+from tests.conftest import synthetic_clip
 
 torch.set_num_threads(1)
 SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -15,35 +14,15 @@ from codec_lab.codec import bitstream
 from codec_lab.codec.decoder import decode_bytes, decode_file
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.presets import PRESETS
-from codec_lab.video.frames import Clip
+from tests.conftest import synthetic_clip
 
 torch.set_num_threads(1)
 TEST = PRESETS["test"]
 
 
-def synthetic_clip(frames: int = 3, height: int = 48, width: int = 64, seed_offset: int = 0) -> Clip:
-    """Crops of a real image, shifted per frame (camera pan), converted to 4:2:0."""
-    from skimage import data
-
-    img = data.astronaut().astype(np.float32)
-    ys, us, vs = [], [], []
-    ch, cw = (height + 1) // 2, (width + 1) // 2
-    for t in range(frames):
-        r0, c0 = 120 + 2 * t + seed_offset, 160 + 3 * t
-        crop = img[r0 : r0 + height + 1, c0 : c0 + width + 1]
-        r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        u = (b - y) * 0.564 + 128
-        v = (r - y) * 0.713 + 128
-        ys.append(np.clip(np.round(y[:height, :width]), 0, 255).astype(np.uint8))
-        us.append(np.clip(np.round(u[: 2 * ch : 2, : 2 * cw : 2]), 0, 255).astype(np.uint8)[:ch, :cw])
-        vs.append(np.clip(np.round(v[: 2 * ch : 2, : 2 * cw : 2]), 0, 255).astype(np.uint8)[:ch, :cw])
-    return Clip(np.stack(ys), np.stack(us), np.stack(vs), Fraction(25))
-
-
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
-    clip = synthetic_clip()
+    clip = synthetic_clip(frames=3)
     path = tmp_path_factory.mktemp("enc") / "clip.clv"
     result = encode_clip(clip, path, lmbda=1e-3, preset=TEST)
     return clip, path, result
@@ -162,7 +141,7 @@ def test_cli_encode_then_decode(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run benchmarks/gpu_smoke.sh on the GPU machine)")
 def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path):
-    clip = synthetic_clip()
+    clip = synthetic_clip(frames=3)
     result = encode_clip(clip, tmp_path / "cuda.clv", lmbda=1e-3, preset=TEST, device="cuda")
     proc = subprocess.run([sys.executable, "-m", "codec_lab.cli", "decode", str(result.path), "-o", str(tmp_path / "r.y4m")],
                           capture_output=True, text=True, env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
