@@ -10,6 +10,7 @@ experiments are kept, plans left without a result by a crash are run again.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from codec_lab.contracts import (
 )
 from codec_lab.decide import best_record, decide
 from codec_lab.errors import CodecLabError
+from codec_lab.files import write_text_atomic
 from codec_lab.executors import ExperimentExecutor, LocalExecutor
 from codec_lab.experiment import ExperimentOptions
 from codec_lab.planning import PlannerError, budget_left, rounds_done
@@ -169,9 +171,19 @@ class LocalRunner:
         self.store.set_video_status(video_id, "planning")
         self._step(steps.PLAN, f"round {rounds_done(history, video_id) + 1}: {self.config.experiments_per_round} plan(s) asked of {self.planner.name}")
         plans = self.planner.propose(info, profile, history, self.config.targets, left, self.config.experiments_per_round)
+        self._keep_planning_report(video_id, plans)
         mine = [p for p in plans if p.video_id == video_id]
         stored = self.store.put_plans(mine)
         return [p for p, new in zip(mine, stored) if new]  # a plan id already in the store was tried: never again
+
+    def _keep_planning_report(self, video_id: str, plans: Sequence[ExperimentPlan]) -> None:
+        """runs/<video>/planner/call-NN.json: what the planner proposed, dropped or clamped, and where its audit went."""
+        folder = self.run_dir(video_id) / "planner"
+        folder.mkdir(parents=True, exist_ok=True)
+        report = getattr(self.planner, "last_report", None)
+        payload = {"planner": getattr(self.planner, "name", "?"), "report": report.model_dump() if report is not None else None,
+                   "plans": [p.model_dump() for p in plans]}
+        write_text_atomic(folder / f"call-{len(list(folder.glob('call-*.json'))) + 1:02d}.json", json.dumps(payload, indent=2))
 
     def run_experiments(self, video_id: str, plans: Sequence[ExperimentPlan], clip: Clip, source: Path) -> None:
         self.store.set_video_status(video_id, "running")

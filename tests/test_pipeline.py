@@ -74,6 +74,8 @@ def test_end_to_end_with_the_local_planner(tmp_path, clip_path):
         assert 0 < r.result.metrics.payload_bytes <= Path(r.result.artifacts["bitstream"]).stat().st_size
         assert (folder / "sample.png").exists()
     assert (summary.run_dir / "anchors" / "results.json").exists()
+    planning = [json.loads(f.read_text()) for f in sorted((summary.run_dir / "planner").glob("call-*.json"))]
+    assert planning and planning[0]["planner"] == planner.name and planning[0]["report"]["proposed"] >= 1
     page = summary.report.read_text()
     assert "Conclusion" in page and "data:image/png;base64," in page and records[0].plan.plan_id in page
     assert "http://" not in page and "https://" not in page  # opens with no network
