@@ -16,6 +16,7 @@ from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
+KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -63,10 +64,16 @@ class SemanticLatentCodec:
         torch.set_num_threads(self.threads)
         if "lmbda" not in settings:
             raise CodecLabError("semantic_latent settings need 'lmbda' (it has no crf or target bitrate)")
+        unknown = set(settings) - KNOWN_SETTINGS
+        if unknown:  # a setting the codec would silently ignore would make the planner learn from nothing
+            raise CodecLabError(f"semantic_latent does not know the setting(s) {sorted(unknown)}; it takes {sorted(KNOWN_SETTINGS)}")
         preset = get_preset(str(settings.get("preset", self.preset)))
         iterations = settings.get("iterations", self.iterations)
         if iterations:
             preset = replace(preset, iterations=int(iterations))
+        if "latent_levels" in settings:
+            levels = int(settings["latent_levels"])
+            preset = replace(preset, config=replace(preset.config, n_levels=levels, temporal_strides=(1,) * levels))
         max_seconds = settings.get("max_seconds", self.max_seconds)
         path = Path(f"{out_stem}{SUFFIX}")
         result = encode_clip(clip, path, lmbda=float(settings["lmbda"]), preset=preset, device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)

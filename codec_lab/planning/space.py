@@ -26,8 +26,6 @@ def default_search_space() -> SearchSpace:
                               description="training schedule / network size"),
                     ParamSpec(name="lmbda", description="rate weight: loss = MSE + lmbda * bpp; larger = fewer bits", **_LMBDA),
                     ParamSpec(name="iterations", description="training steps", **_ITERATIONS),
-                    ParamSpec(name="gop", kind="int", low=1, high=64, default=8, optional=True,
-                              description="frames per group coded together"),
                     ParamSpec(name="latent_levels", kind="int", low=1, high=8, default=7, optional=True,
                               description="number of latent resolutions"),
                 ],
