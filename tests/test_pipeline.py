@@ -207,3 +207,18 @@ def test_rerun_with_other_targets_judges_by_the_new_ones(tmp_path, clip_path):
     anchors = json.loads((again.run_dir / "summary.json").read_text())
     assert anchors["decision"]["target_met"] is False
     assert "<span class=met>" not in again.report.read_text()  # no anchor meets a 1 kbps target
+
+
+def test_the_planner_starts_from_the_anchor_sweep(tmp_path, clip_path):
+    seen = []
+
+    class Recording(ScriptedPlanner):
+        def propose(self, video, profile, history, targets, budget, n):
+            seen.extend(history)
+            return super().propose(video, profile, history, targets, budget, n)
+
+    store = SqliteStore(tmp_path / "lab.sqlite")
+    summary = LocalRunner(config(tmp_path), store, Recording([[30]])).run(clip_path)
+    anchors = [r for r in seen if r.video_id == f"{summary.video_id}.anchors"]
+    assert anchors and all(r.plan.strategy == "av1" and r.result.metrics.kbps > 0 for r in anchors)
+    assert summary.decision.budget_left.experiments == 2  # anchors do not use the experiment budget (3 - 1)
