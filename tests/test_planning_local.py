@@ -126,3 +126,19 @@ def test_make_planner_is_local_unless_bedrock_is_configured():
     from codec_lab.errors import CodecLabError
     with pytest.raises(CodecLabError, match="CODEC_LAB_PLANNER='gpt'"):
         PlannerSettings.from_env({"CODEC_LAB_PLANNER": "gpt"})
+
+
+def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_one():
+    other = []
+    for i, crf in enumerate([30, 40, 50, 56, 60]):
+        p = ExperimentPlan(strategy="av1", parameters={"crf": crf, "preset": 6}, rationale="x", plan_id=f"a{i}",
+                           video_id="anchors", round=1, planner="t")
+        kbps, psnr = fake_av1(crf, 6)
+        rec = ExperimentRecord(video_id="anchors", plan=p, result=sample_result(p, kbps, psnr), scene_class="moderate")
+        other.append(rec.model_copy(update={"score": record_score(rec, TARGETS)}))
+    plans = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)
+    assert {p.strategy for p in plans} == {"av1", "semantic_latent"}
+    tried = [run(p) if p.strategy == "av1" else ExperimentRecord(video_id=p.video_id, plan=p, result=sample_result(p, 3000, 30))
+             for p in plans]
+    later = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other + tried, TARGETS, Budget(), 2)
+    assert all(p.round == 2 for p in later)  # no forced exploration once both were tried: TPE decides

@@ -167,6 +167,13 @@ class LocalPlanner:
                 if record.video_id == profile.video_id and record.result is None:
                     known.setdefault(parameters_key(record.plan.strategy, dict(record.plan.parameters)), float("nan"))
 
+            # Every runnable strategy gets tried on a clip at least once, however good the others
+            # look elsewhere: TPE alone would never leave a strategy that other clips favour.
+            tried_here = {r.plan.strategy for r in history if r.video_id == profile.video_id}
+            for strategy in runnable:
+                if strategy.name not in tried_here:
+                    study.enqueue_trial({"strategy": strategy.name})
+
             drafts: list[PlanDraft] = []
             wanted = min(n, budget.experiments)
             refined = self._refine(warm, profile, targets, known, random.Random(self.seed * 1000 + round_))
