@@ -23,7 +23,6 @@ from codec_lab.contracts import (
     BenchResults,
     Budget,
     Decision,
-    ExperimentMetrics,
     ExperimentPlan,
     ExperimentRecord,
     ExperimentResult,
@@ -37,7 +36,8 @@ from codec_lab.errors import CodecLabError
 from codec_lab.executors import ExperimentExecutor, LocalExecutor
 from codec_lab.experiment import ExperimentOptions
 from codec_lab.files import write_text_atomic
-from codec_lab.planning import PlannerError, budget_left, rounds_done, score
+from codec_lab.planning import PlannerError, rounds_done
+from codec_lab.planning.rounds import plan_round
 from codec_lab.video import probe, read_clip
 from codec_lab.video.analysis import analyze_scene
 from codec_lab.video.frames import Clip
@@ -116,29 +116,6 @@ def video_id_for(path: Path, frames: int | None, input_options: dict | None = No
     return f"{stem}-{digest.hexdigest()[:10]}-f{frames or 'all'}"
 
 
-def anchor_records(anchors: BenchResults, profile: SceneProfile, targets: Targets) -> list[ExperimentRecord]:
-    """The Analyze step's SVT-AV1 sweep as history the planner can learn from before round 1.
-
-    They belong to a sibling id (`<video>.anchors`), so they count as measured points on this
-    scene, not against this video's experiment budget.
-    """
-    records = []
-    for point in anchors.points:
-        if point.codec != "av1" or "crf" not in point.settings:
-            continue
-        params = {"crf": int(point.settings["crf"]), "preset": int(point.settings.get("preset", 6))}
-        plan = ExperimentPlan(plan_id=f"anchor-av1-crf{params['crf']}-p{params['preset']}", video_id=f"{profile.video_id}.anchors",
-                              round=1, planner="anchor sweep", strategy="av1", parameters=params,
-                              rationale="classical anchor sweep of the Analyze step")
-        metrics = ExperimentMetrics(quality=point.quality, kbps=point.kbps, payload_bytes=point.payload_bytes,
-                                    meets_target=targets.met_by(point.kbps, point.quality.psnr_yuv, point.quality.ssim))
-        result = ExperimentResult(plan_id=plan.plan_id, video_id=plan.video_id, status="succeeded", metrics=metrics,
-                                  artifacts={"bitstream": point.path}, timings={"encode": point.encode_seconds})
-        records.append(ExperimentRecord(video_id=plan.video_id, plan=plan, result=result, scene_class=profile.scene_class,
-                                        score=score(metrics, targets)))
-    return records
-
-
 class LocalRunner:
     def __init__(self, config: RunConfig, store, planner, view: RunView | None = None, executor: ExperimentExecutor | None = None) -> None:
         self.config = config
@@ -190,16 +167,13 @@ class LocalRunner:
 
     # -- the rounds ---------------------------------------------------------
     def plan(self, video_id: str, info: VideoInfo, profile: SceneProfile, anchors: BenchResults) -> list[ExperimentPlan]:
-        history = self.store.history_for(video_id)
-        left = budget_left(self.config.budget, history, video_id)
-        history = history + anchor_records(anchors, profile, self.config.targets)
         self.store.set_video_status(video_id, "planning")
-        self._step(steps.PLAN, f"round {rounds_done(history, video_id) + 1}: {self.config.experiments_per_round} plan(s) asked of {self.planner.name}")
-        plans = self.planner.propose(info, profile, history, self.config.targets, left, self.config.experiments_per_round)
+        self._step(steps.PLAN, f"round {rounds_done(self.store.list_experiments(video_id), video_id) + 1}: "
+                               f"{self.config.experiments_per_round} plan(s) asked of {self.planner.name}")
+        plans = plan_round(self.planner, self.store, info, profile, self.config.targets, self.config.budget,
+                           self.config.experiments_per_round, anchors)
         self._keep_planning_report(video_id, plans)
-        mine = [p for p in plans if p.video_id == video_id]
-        stored = self.store.put_plans(mine)
-        return [p for p, new in zip(mine, stored) if new]  # a plan id already in the store was tried: never again
+        return plans
 
     def _keep_planning_report(self, video_id: str, plans: Sequence[ExperimentPlan]) -> None:
         """runs/<video>/planner/call-NN.json: what the planner proposed, dropped or clamped, and where its audit went."""

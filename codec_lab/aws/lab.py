@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import logging
 import os
 import tarfile
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from codec_lab.aws.payloads import (
 from codec_lab.aws.s3uri import REPORTS, UPLOADS, S3Uri, plan_prefix, report_prefix, run_prefix
 from codec_lab.aws.settings import VIDEO_SUFFIXES
 from codec_lab.contracts import (
+    BenchResults,
     Budget,
     ExperimentMetrics,
     ExperimentRecord,
@@ -39,6 +41,8 @@ from codec_lab.contracts import (
 )
 
 MAX_RESULT_BYTES = 1024 * 1024  # result.json is small; anything larger is refused
+MAX_ANCHORS_BYTES = 8 * 1024 * 1024  # a bench results.json: a few hundred points at most
+log = logging.getLogger(__name__)
 MAX_ARTIFACT_TAR_BYTES = 512 * 1024 * 1024
 
 
@@ -146,8 +150,20 @@ def load_analysis(s3: Any, state: RunState) -> tuple[VideoInfo, SceneProfile]:
     return info, profile
 
 
+def load_anchors(s3: Any, state: RunState) -> BenchResults | None:
+    """The Analyze job's anchor sweep (anchors/results.json), or None when it wrote none."""
+    from botocore.exceptions import ClientError
+
+    try:
+        text = s3_read_text(s3, S3Uri.parse(state.analysis_uri).join("anchors/results.json"), limit=MAX_ANCHORS_BYTES)
+        return BenchResults.model_validate_json(text)
+    except (ClientError, ValueError) as exc:  # no sweep (anchors off) or unreadable: plan without it
+        log.warning("planning without the anchor sweep: %s/anchors/results.json: %s", state.analysis_uri, exc)
+        return None
+
+
 def plan_round(state: RunState, *, store: Any, s3: Any, planner: Any, runtime: LabRuntime) -> PlanOutput:
-    from codec_lab.planning.scoring import budget_left
+    from codec_lab.planning.rounds import plan_round
 
     info, profile = load_analysis(s3, state)
     video = store.get_video(state.video_id)
@@ -160,10 +176,7 @@ def plan_round(state: RunState, *, store: Any, s3: Any, planner: Any, runtime: L
         store.put_video(video.model_copy(update={"info": info, "profile": profile, "status": "planning"}))
     else:
         store.set_video_status(state.video_id, "planning")
-    history = store.history_for(state.video_id)
-    left = budget_left(budget, history, state.video_id)
-    plans = planner.propose(info, profile, history, targets, left, runtime.experiments_per_round)
-    store.put_plans(plans)
+    plans = plan_round(planner, store, info, profile, targets, budget, runtime.experiments_per_round, load_anchors(s3, state))
     tasks = []
     for index, plan in enumerate(plans):
         s3_write_text(s3, plan_prefix(state.bucket, state.video_id, plan.plan_id).join("plan.json"), plan.model_dump_json())

@@ -192,3 +192,34 @@ class FakeSageMaker:
 def test_failed_results_satisfy_the_contract():
     with pytest.raises(ValueError):
         ExperimentResult(plan_id="p", video_id="v", status="failed")
+
+
+def test_plan_starts_from_the_analyze_jobs_anchor_sweep(env, aws, store, context, monkeypatch):
+    """The Plan Lambda hands the planner the same anchor history as the local runner (planning.rounds)."""
+    from codec_lab.contracts import BenchClip, BenchResults, Quality, RDPoint, Targets
+
+    state = start_state(store, env, context)
+    put_analysis(aws, state)
+    quality = Quality(frames=6, psnr_y=37, psnr_u=40, psnr_v=40, psnr_yuv=37.8, ssim=0.96)
+    point = RDPoint(codec="av1", settings={"crf": 50, "preset": "6"}, frames=6, width=64, height=48, fps=25, payload_bytes=900,
+                    file_bytes=1000, kbps=30.0, bpp=0.4, quality=quality, encode_seconds=0.1, decode_seconds=0.01,
+                    meets_target=True, path="anchors/av1_crf50.mp4")
+    sweep = BenchResults(clip=BenchClip(path="clip.mp4", width=64, height=48, frames=6, fps=25), targets=Targets(),
+                         points=[point], bd_rate={}, wall_seconds=1.0)
+    prefix = state.analysis_uri.removeprefix(f"s3://{BUCKET}/")
+    aws["s3"].put_object(Bucket=BUCKET, Key=prefix + "anchors/results.json", Body=sweep.model_dump_json())
+    seen = []
+
+    class Recording:
+        name, last_report = "recording", None
+
+        def propose(self, video, profile, history, targets, budget, n):
+            seen.extend(history)
+            return []
+
+    plan = load("plan")
+    monkeypatch.setattr(plan, "make_planner", lambda: Recording())
+    plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)
+    (anchor,) = seen
+    assert anchor.video_id == f"{state.video_id}.anchors" and anchor.plan.parameters == {"crf": 50, "preset": 6}
+    assert anchor.result.metrics.kbps == 30.0
