@@ -142,3 +142,18 @@ def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_on
              for p in plans]
     later = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other + tried, TARGETS, Budget(), 2)
     assert all(p.round == 2 for p in later)  # no forced exploration once both were tried: TPE decides
+
+
+def test_a_training_plan_too_long_for_the_budget_is_shortened_not_dropped():
+    from codec_lab.planning.validate import finalize
+
+    profile = sample_profile().model_copy(update={"width": 1920, "height": 1080, "frames": 30})
+    draft = {"strategy": "semantic_latent", "parameters": {"preset": "fast", "lmbda": 1e-3, "iterations": 20000}, "rationale": "x"}
+    done = finalize([draft], space=default_search_space(), profile=profile, history=[], budget=Budget(gpu_seconds=360),
+                    n=1, round_=1, planner="t")
+    (plan,) = done.plans
+    assert 100 <= plan.parameters["iterations"] < 20000 and plan.est_gpu_seconds <= 360
+    assert any("iterations cut from 20000" in note for note in done.adjusted)
+    tiny = finalize([draft], space=default_search_space(), profile=profile, history=[], budget=Budget(gpu_seconds=5),
+                    n=1, round_=1, planner="t")
+    assert not tiny.plans and "GPU s" in tiny.dropped[0].reason

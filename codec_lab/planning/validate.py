@@ -103,6 +103,19 @@ def estimate_gpu_seconds(strategy: StrategySpec, parameters: dict[str, ParamValu
     return round(iterations * megapixel_frames * strategy.gpu_seconds_per_iteration_megapixel, 1)
 
 
+def fit_iterations(strategy: StrategySpec, parameters: dict[str, ParamValue], profile: SceneProfile,
+                   gpu_seconds: float) -> dict[str, ParamValue] | None:
+    """`parameters` with as many iterations as `gpu_seconds` buy (None if fewer than the parameter's minimum)."""
+    spec = strategy.param("iterations")
+    per_iteration = estimate_gpu_seconds(strategy, {**parameters, "iterations": 10_000}, profile) / 10_000  # unrounded
+    if spec is None or "iterations" not in parameters or per_iteration <= 0:
+        return None
+    affordable = int(gpu_seconds / per_iteration)
+    if affordable < int(spec.low or 1):
+        return None
+    return {**parameters, "iterations": min(int(parameters["iterations"]), affordable)}
+
+
 def parameters_key(strategy: str, parameters: dict[str, Any]) -> str:
     return json.dumps([strategy, parameters], sort_keys=True, default=str)
 
@@ -166,8 +179,17 @@ def finalize(
             continue
         gpu = estimate_gpu_seconds(strategy, params, profile)
         if gpu > gpu_left:
-            drop(f"needs an estimated {gpu:.0f} GPU s but only {gpu_left:.0f} are left in the budget")
-            continue
+            # A training plan that is only too long is shortened to its share of what is left, not thrown away.
+            fitted = fit_iterations(strategy, params, profile, gpu_left / max(1, limit - len(result.plans)))
+            if fitted is None:
+                drop(f"needs an estimated {gpu:.0f} GPU s but only {gpu_left:.0f} are left in the budget")
+                continue
+            notes.append(f"iterations cut from {params['iterations']} to {fitted['iterations']} to fit the GPU budget left")
+            params, key = fitted, parameters_key(strategy.name, fitted)
+            if key in seen:
+                drop(f"duplicate of experiment {seen[key]} ({strategy.name} {params})")
+                continue
+            gpu = estimate_gpu_seconds(strategy, params, profile)
         gpu_left -= gpu
         seen[key] = plan_id(profile.video_id, round_, len(result.plans), key)
         result.adjusted += [f"draft {index}: {note}" for note in notes]
