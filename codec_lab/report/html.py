@@ -152,7 +152,9 @@ def write_report(run_dir: Path, info: VideoInfo, profile: SceneProfile, clip: Cl
                  records: Sequence[ExperimentRecord], targets: Targets, decision: Decision) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     experiments = [p for p in (point_from_record(r, clip, targets) for r in records) if p is not None]
-    rd_png = plot_rd(list(anchors.points) + experiments, run_dir / "rd.png", targets,
+    anchor_codecs = {p.codec for p in anchors.points}
+    plotted = [p.model_copy(update={"codec": f"{p.codec} (experiments)"}) if p.codec in anchor_codecs else p for p in experiments]
+    rd_png = plot_rd(list(anchors.points) + plotted, run_dir / "rd.png", targets,
                      f"{Path(info.path).name}: {clip.width}x{clip.height}, {clip.num_frames} frames")
     neural_bd = best_neural_bd(experiments, anchors)
     summary = {"video_id": profile.video_id, "decision": decision.model_dump(), "neural_bd_rate": neural_bd,
