@@ -24,3 +24,13 @@ def test_every_searchable_parameter_is_one_the_codec_takes(tmp_path):
     assert {p.name for p in spec.params} <= KNOWN_SETTINGS
     with pytest.raises(CodecLabError, match=r"does not know the setting\(s\) \['gop'\]"):
         get_codec("semantic_latent", preset="test").encode(synthetic_clip(frames=1), {"lmbda": 1e-3, "gop": 4}, tmp_path / "x")
+
+
+def test_training_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
+    from codec_lab.codec import encoder
+
+    monkeypatch.setattr(encoder, "available_memory", lambda dev: 4 * 1024**3)
+    monkeypatch.setattr(encoder, "TRAIN_BYTES_PER_PIXEL", 10**6)  # as if each pixel-frame needed 1 MB: 1.5 GB a frame
+    with pytest.raises(CodecLabError, match=r"4 frames of 48x32 needs about 6\.2 GB and cpu has 4\.0 GB free: use --frames 2 or fewer"):
+        encoder.encode_clip(synthetic_clip(frames=4, width=48, height=32), tmp_path / "x.clv", preset="test")
+    assert not (tmp_path / "x.clv").exists()
