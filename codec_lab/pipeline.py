@@ -111,7 +111,9 @@ def video_id_for(path: Path, frames: int | None, input_options: dict | None = No
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    digest.update(repr(sorted((k, str(v)) for k, v in (input_options or {}).items() if v is not None)).encode())
+    options = sorted((k, str(v)) for k, v in (input_options or {}).items() if v is not None)
+    if options:  # only raw inputs read with --fps/--size/--pix-fmt get a different id
+        digest.update(repr(options).encode())
     stem = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "video"
     return f"{stem}-{digest.hexdigest()[:10]}-f{frames or 'all'}"
 

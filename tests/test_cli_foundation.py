@@ -116,3 +116,17 @@ def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path):
         assert p.payload_bytes == p.file_bytes == Path(p.path).stat().st_size  # the whole .clv is payload
         assert p.mac_per_pixel and p.tops_per_frame and p.estimated_kbps
     assert "semantic_latent" in results.bd_rate and "x264" in {p.codec for p in results.points}
+
+
+def test_result_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from codec_lab.files import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "results.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_text() == "{}"

@@ -222,3 +222,10 @@ def test_the_planner_starts_from_the_anchor_sweep(tmp_path, clip_path):
     anchors = [r for r in seen if r.video_id == f"{summary.video_id}.anchors"]
     assert anchors and all(r.plan.strategy == "av1" and r.result.metrics.kbps > 0 for r in anchors)
     assert summary.decision.budget_left.experiments == 2  # anchors do not use the experiment budget (3 - 1)
+
+
+def test_video_id_depends_on_how_raw_input_is_read(tmp_path, clip_path):
+    from codec_lab.pipeline import video_id_for
+
+    plain = video_id_for(clip_path, 30, {"fps": None, "size": None})
+    assert plain == video_id_for(clip_path, 30) != video_id_for(clip_path, 30, {"fps": 50.0}) != video_id_for(clip_path, 8)

@@ -141,7 +141,25 @@ def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_on
     tried = [run(p) if p.strategy == "av1" else ExperimentRecord(video_id=p.video_id, plan=p, result=sample_result(p, 3000, 30))
              for p in plans]
     later = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other + tried, TARGETS, Budget(), 2)
-    assert all(p.round == 2 for p in later)  # no forced exploration once both were tried: TPE decides
+    assert later and not any("explore" in p.rationale for p in later)  # both tried: no forced exploration
+    single = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 1)
+    assert [p.strategy for p in single] == ["semantic_latent"]  # the first untried strategy, not the refinement
+    assert len({p.strategy for p in LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)}) == 2
+
+
+def test_settings_the_anchor_sweep_measured_are_never_an_experiment():
+    from codec_lab.planning.scoring import anchors_id
+
+    profile = sample_profile()
+    anchors = []
+    for i, crf in enumerate(range(20, 64, 2)):
+        p = ExperimentPlan(strategy="av1", parameters={"crf": crf, "preset": 6}, rationale="x", plan_id=f"a{i}",
+                           video_id=anchors_id(profile.video_id), round=1, planner="t")
+        kbps, psnr = fake_av1(crf, 6)
+        anchors.append(ExperimentRecord(video_id=p.video_id, plan=p, result=sample_result(p, kbps, psnr), scene_class="moderate"))
+    for seed in range(12):
+        plans = LocalPlanner(AV1_ONLY, seed=seed).propose(sample_video(), profile, anchors, TARGETS, Budget(), 3)
+        assert not [p for p in plans if p.parameters["preset"] == 6 and p.parameters["crf"] % 2 == 0], seed
 
 
 def test_a_training_plan_too_long_for_the_budget_is_shortened_not_dropped():

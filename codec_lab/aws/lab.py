@@ -176,7 +176,9 @@ def plan_round(state: RunState, *, store: Any, s3: Any, planner: Any, runtime: L
         store.put_video(video.model_copy(update={"info": info, "profile": profile, "status": "planning"}))
     else:
         store.set_video_status(state.video_id, "planning")
-    plans = plan_round(planner, store, info, profile, targets, budget, runtime.experiments_per_round, load_anchors(s3, state))
+    # Plans stored by an earlier attempt of this step (a retried Lambda) run first, never planned over.
+    plans = [r.plan for r in store.unfinished(state.video_id)] or plan_round(
+        planner, store, info, profile, targets, budget, runtime.experiments_per_round, load_anchors(s3, state))
     tasks = []
     for index, plan in enumerate(plans):
         s3_write_text(s3, plan_prefix(state.bucket, state.video_id, plan.plan_id).join("plan.json"), plan.model_dump_json())

@@ -258,16 +258,21 @@ TRAIN_BYTES_FIXED = 512 * 1024**2
 
 
 def available_memory(dev: torch.device) -> int | None:
-    if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+    if dev.type == "cuda":  # free on the device plus what PyTorch's allocator holds but does not use
+        return int(torch.cuda.mem_get_info(dev)[0]) + int(torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
+    limits = []
     try:
         with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            limits += [int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:")]
     except OSError:
-        return None
-    return None
+        pass
+    try:  # a container's cgroup v2 limit, which MemAvailable does not see
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit != "max":
+            limits.append(int(limit) - int(open("/sys/fs/cgroup/memory.current").read().strip()))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
 
 
 def check_training_memory(frames: int, height: int, width: int, dev: torch.device) -> None:

@@ -30,7 +30,7 @@ from codec_lab.contracts import (
     VideoInfo,
 )
 from codec_lab.planning.protocol import PlanningReport
-from codec_lab.planning.scoring import record_score, rounds_done
+from codec_lab.planning.scoring import measured_on_clip, record_score, rounds_done
 from codec_lab.planning.space import default_search_space
 from codec_lab.planning.validate import DraftRejected, clamp_parameters, finalize, parameters_key
 
@@ -161,7 +161,7 @@ class LocalPlanner:
                 if tp is None:
                     continue
                 study.add_trial(create_trial(params=tp[0], distributions=tp[1], value=value))
-                if record.video_id == profile.video_id:
+                if measured_on_clip(record.video_id, profile.video_id):
                     known[parameters_key(strategy.name, clamp_parameters(strategy, dict(record.plan.parameters), []))] = value
             for record in history:  # unfinished ones on this clip: do not propose them again
                 if record.video_id == profile.video_id and record.result is None:
@@ -176,9 +176,10 @@ class LocalPlanner:
 
             drafts: list[PlanDraft] = []
             wanted = min(n, budget.experiments)
+            untried = sum(1 for s in runnable if s.name not in tried_here)
             refined = self._refine(warm, profile, targets, known, random.Random(self.seed * 1000 + round_))
-            if refined is not None and len(warm) >= self.n_startup_trials:
-                drafts.append(refined)
+            if refined is not None and len(warm) >= self.n_startup_trials and wanted > untried:
+                drafts.append(refined)  # exploitation only where exploring untried strategies leaves room
             asks = 0
             while len(drafts) < wanted and asks < wanted * self.max_asks_per_plan:
                 asks += 1

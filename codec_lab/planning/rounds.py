@@ -19,7 +19,7 @@ from codec_lab.contracts import (
     Targets,
     VideoInfo,
 )
-from codec_lab.planning.scoring import budget_left, score
+from codec_lab.planning.scoring import anchors_id, budget_left, score
 
 
 def anchor_records(anchors: BenchResults | None, profile: SceneProfile, targets: Targets) -> list[ExperimentRecord]:
@@ -29,7 +29,7 @@ def anchor_records(anchors: BenchResults | None, profile: SceneProfile, targets:
         if point.codec != "av1" or "crf" not in point.settings:
             continue
         params = {"crf": int(point.settings["crf"]), "preset": int(point.settings.get("preset", 6))}
-        plan = ExperimentPlan(plan_id=f"anchor-av1-crf{params['crf']}-p{params['preset']}", video_id=f"{profile.video_id}.anchors",
+        plan = ExperimentPlan(plan_id=f"anchor-av1-crf{params['crf']}-p{params['preset']}", video_id=anchors_id(profile.video_id),
                               round=1, planner="anchor sweep", strategy="av1", parameters=params,
                               rationale="classical anchor sweep of the Analyze step")
         metrics = ExperimentMetrics(quality=point.quality, kbps=point.kbps, payload_bytes=point.payload_bytes,

@@ -34,6 +34,16 @@ def score(metrics: ExperimentMetrics, targets: Targets) -> float:
     return round(-1.0 - miss, 6)
 
 
+def anchors_id(video_id: str) -> str:
+    """The id under which a clip's classical anchor sweep is handed to planners."""
+    return f"{video_id}.anchors"
+
+
+def measured_on_clip(record_video_id: str, video_id: str) -> bool:
+    """This clip's own experiments and its anchor points: settings measured here need no new experiment."""
+    return record_video_id in (video_id, anchors_id(video_id))
+
+
 def record_score(record: ExperimentRecord, targets: Targets) -> float | None:
     """Score of a stored experiment under `targets`; None while it has no result."""
     if record.result is None:

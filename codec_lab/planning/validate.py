@@ -28,6 +28,7 @@ from codec_lab.contracts import (
     SearchSpace,
     StrategySpec,
 )
+from codec_lab.planning.scoring import measured_on_clip
 
 
 class DraftRejected(ValueError):
@@ -146,7 +147,7 @@ def finalize(
     seen = {
         parameters_key(r.plan.strategy, dict(r.plan.parameters)): r.plan.plan_id
         for r in history
-        if r.video_id == profile.video_id and r.status != "failed"
+        if measured_on_clip(r.video_id, profile.video_id) and r.status != "failed"
     }
     for index, raw in enumerate(drafts):
         raw_dict = raw.model_dump(mode="json") if isinstance(raw, PlanDraft) else raw

@@ -245,7 +245,11 @@ def read_clip(
     collected: list[Planes] = []
     budget_frames = None
     for _shape, convert, _pts in _frames_checked(source, frames):
-        planes, note = convert()
+        try:
+            planes, note = convert()
+        except (av.error.FFmpegError, ValueError) as exc:
+            source.frames.close()
+            raise _av_error(source.path, exc) from None
         if note and note not in source.notes:
             source.notes.append(note)
         if budget_frames is None:

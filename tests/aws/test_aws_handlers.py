@@ -223,3 +223,15 @@ def test_plan_starts_from_the_analyze_jobs_anchor_sweep(env, aws, store, context
     (anchor,) = seen
     assert anchor.video_id == f"{state.video_id}.anchors" and anchor.plan.parameters == {"crf": 50, "preset": 6}
     assert anchor.result.metrics.kbps == 30.0
+
+
+def test_a_retried_plan_step_runs_the_plans_it_already_stored(env, aws, store, context, monkeypatch):
+    state = start_state(store, env, context)
+    put_analysis(aws, state)
+    plan = load("plan")
+    monkeypatch.setattr(plan, "make_planner", lambda: __import__("codec_lab.planning.local", fromlist=["x"]).LocalPlanner(
+        __import__("codec_lab.planning.space", fromlist=["x"]).default_search_space().only(["av1"]), seed=1))
+    first = plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)
+    again = plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)  # the step is retried
+    assert [t["plan_id"] for t in again["experiments"]] == [t["plan_id"] for t in first["experiments"]]
+    assert len(store.list_experiments(state.video_id)) == len(first["experiments"])
