@@ -5,12 +5,12 @@ parsed args and returning the exit status. `codec_lab.cli` imports the list
 below lazily, so `codec-lab probe` never pays for importing torch.
 """
 
-COMMANDS = [
-    "probe",
-    "eval",
-    "bench",
-    "history",
+COMMANDS = [  # in the order `codec-lab --help` lists them: the main job first
     "run",
+    "bench",
     "encode",
     "decode",
+    "eval",
+    "probe",
+    "history",
 ]

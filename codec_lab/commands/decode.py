@@ -8,7 +8,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("decode", help="decode a .clv file to .y4m (or lossless .mp4/.mkv)", description=__doc__)
+    parser = subparsers.add_parser("decode", help="decode a .clv file (or any video) to .y4m or lossless .mp4/.mkv", description=__doc__)
     parser.add_argument("bitstream", help="a .clv file written by codec-lab encode, or a classical video file")
     parser.add_argument("-o", "--output", required=True, help="the video to write: .y4m (exact) or .mp4/.mkv (lossless x264)")
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse files that would decode to more frames x pixels than this")
