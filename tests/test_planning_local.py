@@ -1,6 +1,5 @@
 """LocalPlanner: inside the space and budget, deterministic, learns from its history."""
 
-import math
 
 import pytest
 

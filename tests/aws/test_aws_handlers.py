@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import io
 import json
-import tarfile
 
 import pytest
 
-from awslab_testing import BUCKET, IDEMPOTENCY, TABLE
+from awslab_testing import BUCKET, IDEMPOTENCY, TABLE, av1_only_planner, model_tarball
 from codec_lab.aws.payloads import RunState, UploadRef
 from codec_lab.contracts import ExperimentPlan, ExperimentResult, SceneProfile, VideoInfo
 
@@ -101,8 +99,7 @@ def test_plan_decide_record_report_round_trip(env, aws, store, context, monkeypa
     state = start_state(store, env, context)
     put_analysis(aws, state)
     plan = load("plan")
-    monkeypatch.setattr(plan, "make_planner", lambda: __import__("codec_lab.planning.local", fromlist=["x"]).LocalPlanner(
-        __import__("codec_lab.planning.space", fromlist=["x"]).default_search_space().only(["av1"]), seed=1))
+    monkeypatch.setattr(plan, "make_planner", av1_only_planner)
     planned = plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)
     assert planned["round"] == 1 and len(planned["experiments"]) == 2
     task = planned["experiments"][0]
@@ -118,14 +115,8 @@ def test_plan_decide_record_report_round_trip(env, aws, store, context, monkeypa
     from codec_lab.planning.samples import sample_result
 
     ok = sample_result(plans[task["plan_id"]], kbps=800.0, psnr_yuv=36.5, ssim=0.96)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = ok.model_dump_json().encode()
-        info = tarfile.TarInfo("result.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
     artifact_key = f"runs/{state.video_id}/jobs/{task['job_name']}/output/model.tar.gz"
-    aws["s3"].put_object(Bucket=BUCKET, Key=artifact_key, Body=buf.getvalue())
+    aws["s3"].put_object(Bucket=BUCKET, Key=artifact_key, Body=model_tarball(ok))
 
     record = load("record")
     monkeypatch.setattr(record, "client", lambda name, region=None: aws["s3"] if name == "s3" else FakeSageMaker())
@@ -229,8 +220,7 @@ def test_a_retried_plan_step_runs_the_plans_it_already_stored(env, aws, store, c
     state = start_state(store, env, context)
     put_analysis(aws, state)
     plan = load("plan")
-    monkeypatch.setattr(plan, "make_planner", lambda: __import__("codec_lab.planning.local", fromlist=["x"]).LocalPlanner(
-        __import__("codec_lab.planning.space", fromlist=["x"]).default_search_space().only(["av1"]), seed=1))
+    monkeypatch.setattr(plan, "make_planner", av1_only_planner)
     first = plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)
     again = plan.handler(json.loads(state.model_dump_json(exclude_none=True)), context)  # the step is retried
     assert [t["plan_id"] for t in again["experiments"]] == [t["plan_id"] for t in first["experiments"]]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import tarfile
 
 import boto3
 from botocore.stub import ANY, Stubber
 
+from awslab_testing import model_tarball
 from codec_lab.aws.payloads import JOB_NAME
 from codec_lab.aws.sagemaker_backend import BackendSettings, submit_experiment, training_job_request, wait_for_result
 from codec_lab.contracts import ExperimentPlan
@@ -60,16 +60,10 @@ def _described(status: str, name: str) -> dict:
             "ModelArtifacts": {"S3ModelArtifacts": "s3://lab-bucket/x"}}
 
 
-def _tar(result) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = result.model_dump_json().encode()
-        info = tarfile.TarInfo("result.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+def _tar(result):
     from botocore.response import StreamingBody
 
-    raw = buf.getvalue()
+    raw = model_tarball(result)
     return StreamingBody(io.BytesIO(raw), len(raw))
 
 
