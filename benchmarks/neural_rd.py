@@ -1,6 +1,10 @@
 """RD benchmark of `semantic_latent` against x264 / x265 / SVT-AV1 on the same frames (issue 3).
 
-    python benchmarks/neural_rd.py --frames 8 --max-seconds 90 --out bench-out/neural [--clips foreman,carphone]
+    python benchmarks/neural_rd.py --frames 8 --max-seconds 90 --out bench-out/neural [--clips foreman,carphone] [--jobs 2]
+
+Without --frames each clip gets the frames the issue names (Foreman 30, Carphone 30,
+Mobile 25, N06 all 48). --jobs N trains N RD points at once, each in its own
+process (on a GPU they share the device; on a CPU give each --threads cores).
 
 Every codec sees the same first N frames. Bitrate comes from file sizes only
 (the whole .clv file for the neural codec, the coded packets for the anchors);
@@ -33,6 +37,7 @@ CLIPS = {
     "mobile": lambda: TESTDATA / "S04_mobile_cif_25f.y4m",
     "n06": lambda: next(TESTDATA.glob("N06_*.y4m")),
 }
+FRAMES = {"foreman": 30, "carphone": 30, "mobile": 25, "n06": 48}
 ANCHOR_CRFS = {"x264": (23, 28, 33, 38, 43, 48), "x265": (25, 30, 35, 40, 45, 50), "av1": (32, 40, 48, 56, 63)}
 
 
@@ -73,21 +78,63 @@ def summarize(out: Path) -> str:
             dec = sum(p["decode_seconds"] for p in pts) / len(pts)
             mac = f"{pts[0]['mac_per_pixel']:.0f}" if pts[0].get("mac_per_pixel") else ""
             its = f" ({', '.join(str(p['settings'].get('iterations')) for p in pts)} it)" if codec == "semantic_latent" else ""
-            lines.append(f"| {rec['clip']} {rec['size']} | {rec['frames']} | {codec}{its} | {rd} | {bd_text} | {enc:.1f} | {dec:.2f} | {mac} |")
+            share = ""
+            if codec == "semantic_latent" and rec.get("sections"):
+                share = ", weights " + "/".join(f"{100 * rec['sections'][p['path']]['weights'] / p['file_bytes']:.0f}" for p in pts) + "% of file"
+            lines.append(f"| {rec['clip']} {rec['size']} | {rec['frames']} | {codec}{its}{share} | {rd} | {bd_text} | {enc:.1f} | {dec:.2f} | {mac} |")
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     return text
 
 
+def neural_point(name: str, frames: int | None, settings: dict, stem: str, options: dict) -> dict:
+    """Train, write, decode in a separate process and measure one RD point (runs in a worker process)."""
+    from codec_lab.codec import bitstream
+    from codec_lab.codec.sweep import SemanticLatentCodec
+    from codec_lab.video import read_clip
+
+    clip = read_clip(CLIPS[name](), frames=frames)
+    neural = SemanticLatentCodec(**options)
+    enc = neural.encode(clip, settings, Path(stem))
+    t = time.perf_counter()
+    recon = neural.decode(enc.path)
+    result = neural.last_result
+    p = point("semantic_latent", {**settings, "iterations": result.iterations}, clip, enc, recon, time.perf_counter() - t)
+    parsed = bitstream.parse_file(enc.path.read_bytes())
+    sections = {"weights": len(parsed.weights), "latents": len(parsed.latents),
+                "header_and_crc": enc.file_bytes - len(parsed.weights) - len(parsed.latents),
+                "train_seconds": result.train_seconds, "device": result.device}
+    print(f"{name} lmbda={settings['lmbda']:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {result.iterations} it, "
+          f"enc {p.encode_seconds:.0f}s dec {p.decode_seconds:.1f}s, weights {sections['weights']} B of {enc.file_bytes}", flush=True)
+    return {"point": p.model_dump(), "sections": sections}
+
+
+def anchor_points(clip, stem_dir: Path) -> list:
+    from codec_lab import baselines
+
+    points = []
+    for codec_name, factory in (("x264", baselines.x264), ("x265", baselines.x265), ("av1", baselines.svt_av1)):
+        codec = factory()
+        for crf in ANCHOR_CRFS[codec_name]:
+            settings = {"crf": crf, "preset": codec.preset}
+            enc = codec.encode(clip, settings, stem_dir / f"{codec_name}_crf{crf}")
+            t = time.perf_counter()
+            recon = codec.decode(enc.path)
+            points.append(point(codec_name, settings, clip, enc, recon, time.perf_counter() - t))
+    return points
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default="foreman,carphone,mobile,n06")
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the issue's counts, see FRAMES)")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per RD point")
     parser.add_argument("--lmbdas", default="2e-4,6e-4,2e-3,6e-3")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jobs", type=int, default=1, help="RD points trained at once, one process each")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--out", default="bench-out/neural")
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--summarize", action="store_true", help="only rebuild <out>/summary.md from the JSON files")
@@ -96,46 +143,42 @@ def main() -> int:
         print(summarize(Path(args.out)))
         return 0
 
-    import torch
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    torch.set_num_threads(1)
-    from codec_lab import baselines
-    from codec_lab.codec.sweep import SemanticLatentCodec
+    from codec_lab.contracts import RDPoint
     from codec_lab.report.rd import bd_rate
     from codec_lab.video import read_clip
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    names = args.clips.split(",")
+    unknown = sorted(set(names) - set(CLIPS))
+    if unknown:
+        parser.error(f"unknown clip(s) {unknown}; choose from {sorted(CLIPS)}")
     lmbdas = [float(x) for x in args.lmbdas.split(",")]
-    for name in args.clips.split(","):
-        clip = read_clip(CLIPS[name](), frames=args.frames)
-        stem_dir = out / name
-        stem_dir.mkdir(exist_ok=True)
-        points = []
-        if not args.skip_anchors:
-            for codec_name, factory in (("x264", baselines.x264), ("x265", baselines.x265), ("av1", baselines.svt_av1)):
-                codec = factory()
-                for crf in ANCHOR_CRFS[codec_name]:
-                    settings = {"crf": crf, "preset": codec.preset}
-                    enc = codec.encode(clip, settings, stem_dir / f"{codec_name}_crf{crf}")
-                    t = time.perf_counter()
-                    recon = codec.decode(enc.path)
-                    points.append(point(codec_name, settings, clip, enc, recon, time.perf_counter() - t))
-        neural = SemanticLatentCodec(preset=args.preset, device=args.device, max_seconds=args.max_seconds, iterations=args.iterations)
-        for lm in lmbdas:
-            settings = {"lmbda": lm, "preset": args.preset}
-            enc = neural.encode(clip, settings, stem_dir / f"semantic_latent_l{lm:g}")
-            t = time.perf_counter()
-            recon = neural.decode(enc.path)
-            p = point("semantic_latent", {**settings, "iterations": neural.last_result.iterations}, clip, enc, recon, time.perf_counter() - t)
-            points.append(p)
-            print(f"{name} lmbda={lm:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {neural.last_result.iterations} it, enc {p.encode_seconds:.0f}s dec {p.decode_seconds:.1f}s", flush=True)
-        mine = [p for p in points if p.codec == "semantic_latent"]
-        bd = {a: bd_rate([p for p in points if p.codec == a], mine) for a in ("x264", "x265", "av1")}
-        record = {"clip": name, "frames": clip.num_frames, "size": f"{clip.width}x{clip.height}", "bd_rate": bd,
-                  "points": [p.model_dump() for p in points]}
-        (out / f"{name}.json").write_text(json.dumps(record, indent=1))
-        print(f"{name}: BD-rate of semantic_latent vs {bd}", flush=True)
+    options = {"preset": args.preset, "device": args.device, "max_seconds": args.max_seconds,
+               "iterations": args.iterations, "threads": args.threads}
+    frames = {name: args.frames or FRAMES[name] for name in names}
+    for name in names:
+        (out / name).mkdir(exist_ok=True)
+    # spawn, not fork: a forked child cannot use CUDA once the parent has touched it
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset},
+                                        str(out / name / f"semantic_latent_l{lm:g}"), options)
+                for name in names for lm in lmbdas}
+        anchors = {} if args.skip_anchors else {name: anchor_points(read_clip(CLIPS[name](), frames=frames[name]), out / name) for name in names}
+        for name in names:
+            results = [jobs[(name, lm)].result() for lm in lmbdas]
+            mine = [RDPoint.model_validate(r["point"]) for r in results]
+            points = anchors.get(name, []) + mine
+            bd = {a: bd_rate([p for p in points if p.codec == a], mine) for a in ("x264", "x265", "av1")}
+            first = mine[0]
+            record = {"clip": name, "frames": first.frames, "size": f"{first.width}x{first.height}", "bd_rate": bd,
+                      "points": [p.model_dump() for p in points], "sections": {r["point"]["path"]: r["sections"] for r in results}}
+            (out / f"{name}.json").write_text(json.dumps(record, indent=1))
+            print(f"{name}: BD-rate of semantic_latent vs {bd}", flush=True)
+    print(summarize(out))
     return 0
 
 

@@ -1,8 +1,9 @@
-"""`UploadTrigger`: EventBridge `Object Created` under uploads/ with a video suffix -> the ingest Lambda.
+"""`UploadTrigger`: EventBridge `Object Created` under uploads/ -> the ingest Lambda.
 
-EventBridge cannot combine a prefix and a case-insensitive suffix on one field, so the rule lists
-one wildcard per suffix in lower and in upper case (`uploads/*.mp4`, `uploads/*.MP4`); the ingest
-Lambda checks the suffix again, case-insensitively, and records a reason for anything it rejects.
+The rule matches the prefix only. EventBridge cannot combine a prefix with a case-insensitive
+suffix on one field, and wildcards per case (`*.mp4`, `*.MP4`) miss `clip.Mp4`; the ingest Lambda
+judges the suffix case-insensitively and records in the store why it rejects anything else, so
+a user who uploads a `.txt` finds the reason instead of silence.
 """
 
 from __future__ import annotations
@@ -16,16 +17,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from codec_lab.aws.s3uri import UPLOADS
-from codec_lab.aws.settings import VIDEO_SUFFIXES
-
-
-def upload_key_patterns() -> list[str]:
-    patterns: list[str] = []
-    for suffix in VIDEO_SUFFIXES:
-        for variant in (suffix.lower(), suffix.upper()):
-            if f"{UPLOADS}*{variant}" not in patterns:
-                patterns.append(f"{UPLOADS}*{variant}")
-    return patterns
 
 
 class UploadTrigger(Construct):
@@ -41,7 +32,7 @@ class UploadTrigger(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": events.Match.any_of(*(events.Match.wildcard(p) for p in upload_key_patterns()))},
+                    "object": {"key": events.Match.prefix(UPLOADS)},
                 },
             ),
         )
