@@ -1,4 +1,4 @@
-"""The Lambda-side modules import without torch (and without optuna, until LocalPlanner is used)."""
+"""The Lambda-side modules import without torch (and without optuna, until LocalPlanner is used); planning works without optuna."""
 
 import subprocess
 import sys
@@ -48,3 +48,17 @@ def test_local_planner_runs_without_torch():
     """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2"
+
+
+def test_where_optuna_is_missing_the_local_planner_still_plans():
+    # the Plan Lambda's bundle: no optuna, no numpy, no torch
+    proc = run({"torch", "optuna", "numpy"}, """
+        from codec_lab.contracts import Budget, Targets
+        from codec_lab.planning import PlannerSettings, make_planner
+        from codec_lab.planning.samples import sample_profile, sample_video
+        planner = make_planner(PlannerSettings(kind="local"))
+        plans = planner.propose(sample_video(), sample_profile(), [], Targets(), Budget(), 3)
+        print(planner.name, len(plans))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "local:random-search 3"

@@ -1,15 +1,16 @@
-"""LocalPlanner: inside the space and budget, deterministic, learns from its history."""
+"""LocalPlanner (TPE) and RandomSearchPlanner (no optuna): inside the space and budget, deterministic, learn from history."""
 
 
 import pytest
 
 from codec_lab.contracts import Budget, ExperimentPlan, ExperimentRecord, Targets
-from codec_lab.planning import LocalPlanner, budget_left, make_planner, PlannerSettings, record_score
+from codec_lab.planning import LocalPlanner, PlannerSettings, RandomSearchPlanner, budget_left, make_planner, record_score
 from codec_lab.planning.samples import failed_result, sample_profile, sample_result, sample_video
 from codec_lab.planning.space import default_search_space
 
 AV1_ONLY = default_search_space().only(["av1"])
 TARGETS = Targets()
+PLANNERS = pytest.mark.parametrize("planner_cls", [LocalPlanner, RandomSearchPlanner])
 
 
 def fake_av1(crf: int, preset: int) -> tuple[float, float]:
@@ -35,9 +36,10 @@ def rounds(planner, n_rounds=3, n=4, history=()):
     return per_round
 
 
-def test_plans_are_runnable_in_bounds_and_numbered_by_round():
+@PLANNERS
+def test_plans_are_runnable_in_bounds_and_numbered_by_round(planner_cls):
     space = default_search_space()
-    plans = LocalPlanner(seed=1).propose(sample_video(), sample_profile(), [], TARGETS, Budget(), 6)
+    plans = planner_cls(seed=1).propose(sample_video(), sample_profile(), [], TARGETS, Budget(), 6)
     assert len(plans) == 6
     for p in plans:
         strategy = space.strategy(p.strategy)
@@ -51,11 +53,31 @@ def test_plans_are_runnable_in_bounds_and_numbered_by_round():
     assert len({p.plan_id for p in plans}) == 6
 
 
-def test_same_seed_same_plans_other_seed_other_plans():
+@PLANNERS
+def test_same_seed_same_plans_other_seed_other_plans(planner_cls):
     def params(seed):
-        return [(p.strategy, p.parameters) for p in rounds(LocalPlanner(AV1_ONLY, seed=seed), n_rounds=2)[-1] for p in [p.plan]]
+        return [(p.strategy, p.parameters) for p in rounds(planner_cls(AV1_ONLY, seed=seed), n_rounds=2)[-1] for p in [p.plan]]
     assert params(3) == params(3)
     assert params(3) != params(4)
+
+
+def test_random_search_never_repeats_a_setting_over_rounds():
+    per_round = rounds(RandomSearchPlanner(AV1_ONLY, seed=0), n_rounds=4)
+    keys = [(r.plan.parameters["crf"], r.plan.parameters["preset"]) for recs in per_round for r in recs]
+    assert len(keys) == 16 and len(keys) == len(set(keys))
+    assert all(r.plan.planner == "local:random-search" for recs in per_round for r in recs)
+    assert any(r.plan.rationale.startswith("refine the best so far") for r in per_round[-1])
+
+
+def test_without_optuna_the_local_planner_is_random_search(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what the Lambda bundle has
+    local = make_planner(PlannerSettings.from_env({}))
+    assert type(local) is RandomSearchPlanner
+    bedrock = make_planner(PlannerSettings.from_env({"CODEC_LAB_BEDROCK_MODEL_ID": "m", "AWS_REGION": "eu-west-1", "CODEC_LAB_AUDIT_DIR": "/tmp/x"}))
+    assert type(bedrock.fallback) is RandomSearchPlanner
+    assert len(local.propose(sample_video(), sample_profile(), [], TARGETS, Budget(), 3)) == 3
 
 
 def test_scores_improve_over_rounds_and_nothing_is_repeated():
@@ -86,19 +108,21 @@ def test_warm_start_from_similar_scenes_on_other_clips():
     assert all("warm-up" in p.rationale for p in cold)
 
 
-def test_failed_and_unfinished_experiments_are_not_proposed_again():
+@PLANNERS
+def test_failed_and_unfinished_experiments_are_not_proposed_again(planner_cls):
     profile = sample_profile()
-    first = LocalPlanner(AV1_ONLY, seed=0).propose(sample_video(), profile, [], TARGETS, Budget(), 4)
+    first = planner_cls(AV1_ONLY, seed=0).propose(sample_video(), profile, [], TARGETS, Budget(), 4)
     history = [ExperimentRecord(video_id=p.video_id, plan=p, result=failed_result(p, "encoder crashed")) for p in first[:2]]
     history += [ExperimentRecord(video_id=p.video_id, plan=p) for p in first[2:]]
-    again = LocalPlanner(AV1_ONLY, seed=0).propose(sample_video(), profile, history, TARGETS, Budget(), 20)
+    again = planner_cls(AV1_ONLY, seed=0).propose(sample_video(), profile, history, TARGETS, Budget(), 20)
     tried = {(p.parameters["crf"], p.parameters["preset"]) for p in first}
     assert again and not tried & {(p.parameters["crf"], p.parameters["preset"]) for p in again}
     assert all(p.round == 2 for p in again)
 
 
-def test_budget_is_respected():
-    planner = LocalPlanner(seed=0)
+@PLANNERS
+def test_budget_is_respected(planner_cls):
+    planner = planner_cls(seed=0)
     assert planner.propose(sample_video(), sample_profile(), [], TARGETS, Budget(rounds=0), 4) == []
     assert planner.propose(sample_video(), sample_profile(), [], TARGETS, Budget(experiments=0), 4) == []
     assert len(planner.propose(sample_video(), sample_profile(), [], TARGETS, Budget(experiments=2), 4)) == 2
@@ -127,7 +151,8 @@ def test_make_planner_is_local_unless_bedrock_is_configured():
         PlannerSettings.from_env({"CODEC_LAB_PLANNER": "gpt"})
 
 
-def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_one():
+@PLANNERS
+def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_one(planner_cls):
     other = []
     for i, crf in enumerate([30, 40, 50, 56, 60]):
         p = ExperimentPlan(strategy="av1", parameters={"crf": crf, "preset": 6}, rationale="x", plan_id=f"a{i}",
@@ -135,18 +160,19 @@ def test_every_runnable_strategy_is_tried_on_a_clip_even_when_history_favours_on
         kbps, psnr = fake_av1(crf, 6)
         rec = ExperimentRecord(video_id="anchors", plan=p, result=sample_result(p, kbps, psnr), scene_class="moderate")
         other.append(rec.model_copy(update={"score": record_score(rec, TARGETS)}))
-    plans = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)
+    plans = planner_cls(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)
     assert {p.strategy for p in plans} == {"av1", "semantic_latent"}
     tried = [run(p) if p.strategy == "av1" else ExperimentRecord(video_id=p.video_id, plan=p, result=sample_result(p, 3000, 30))
              for p in plans]
-    later = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other + tried, TARGETS, Budget(), 2)
+    later = planner_cls(seed=0).propose(sample_video(), sample_profile(), other + tried, TARGETS, Budget(), 2)
     assert later and not any("explore" in p.rationale for p in later)  # both tried: no forced exploration
-    single = LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 1)
+    single = planner_cls(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 1)
     assert [p.strategy for p in single] == ["semantic_latent"]  # the first untried strategy, not the refinement
-    assert len({p.strategy for p in LocalPlanner(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)}) == 2
+    assert len({p.strategy for p in planner_cls(seed=0).propose(sample_video(), sample_profile(), other, TARGETS, Budget(), 2)}) == 2
 
 
-def test_settings_the_anchor_sweep_measured_are_never_an_experiment():
+@PLANNERS
+def test_settings_the_anchor_sweep_measured_are_never_an_experiment(planner_cls):
     from codec_lab.planning.scoring import anchors_id
 
     profile = sample_profile()
@@ -157,7 +183,7 @@ def test_settings_the_anchor_sweep_measured_are_never_an_experiment():
         kbps, psnr = fake_av1(crf, 6)
         anchors.append(ExperimentRecord(video_id=p.video_id, plan=p, result=sample_result(p, kbps, psnr), scene_class="moderate"))
     for seed in range(12):
-        plans = LocalPlanner(AV1_ONLY, seed=seed).propose(sample_video(), profile, anchors, TARGETS, Budget(), 3)
+        plans = planner_cls(AV1_ONLY, seed=seed).propose(sample_video(), profile, anchors, TARGETS, Budget(), 3)
         assert not [p for p in plans if p.parameters["preset"] == 6 and p.parameters["crf"] % 2 == 0], seed
 
 

@@ -5,7 +5,8 @@
     planner.last_report                            # dropped/clamped plans, fallback reason, audit URIs
 
 `LocalPlanner` needs optuna and `BedrockPlanner` needs boto3; both are imported on first use,
-so importing this package stays cheap (the Plan Lambda imports it).
+so importing this package stays cheap (the Plan Lambda imports it). `RandomSearchPlanner` needs
+nothing: it is the local planner where optuna is missing (the Lambdas).
 """
 
 from __future__ import annotations
@@ -13,26 +14,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codec_lab.planning.protocol import Planner, PlannerError, PlanningReport
-from codec_lab.planning.scoring import FAILED_SCORE, budget_left, record_score, rounds_done, score
+from codec_lab.planning.scoring import (
+    FAILED_SCORE,
+    budget_left,
+    record_score,
+    rounds_done,
+    score,
+)
 from codec_lab.planning.settings import DEFAULT_MODEL_ID, PlannerSettings, make_planner
 from codec_lab.planning.space import default_search_space
 
 if TYPE_CHECKING:
     from codec_lab.planning.bedrock import BedrockPlanner
-    from codec_lab.planning.local import LocalPlanner
+    from codec_lab.planning.local import LocalPlanner, RandomSearchPlanner
 
 __all__ = [
     "BedrockPlanner", "DEFAULT_MODEL_ID", "FAILED_SCORE", "LocalPlanner", "Planner", "PlannerError",
-    "PlannerSettings", "PlanningReport", "budget_left", "default_search_space", "make_planner",
+    "PlannerSettings", "PlanningReport", "RandomSearchPlanner", "budget_left", "default_search_space", "make_planner",
     "record_score", "rounds_done", "score",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LocalPlanner":
-        from codec_lab.planning.local import LocalPlanner
+    if name in ("LocalPlanner", "RandomSearchPlanner"):
+        from codec_lab.planning import local
 
-        return LocalPlanner
+        return getattr(local, name)
     if name == "BedrockPlanner":
         from codec_lab.planning.bedrock import BedrockPlanner
 

@@ -28,7 +28,13 @@ from codec_lab.contracts import (
     VideoInfo,
 )
 from codec_lab.planning.audit import AuditSink, write_all
-from codec_lab.planning.prompt import PROMPT_VERSION, TOOL_NAME, load_prompt, render_user_prompt, tool_input_schema
+from codec_lab.planning.prompt import (
+    PROMPT_VERSION,
+    TOOL_NAME,
+    load_prompt,
+    render_user_prompt,
+    tool_input_schema,
+)
 from codec_lab.planning.protocol import Planner, PlannerError, PlanningReport
 from codec_lab.planning.scoring import rounds_done
 from codec_lab.planning.settings import DEFAULT_MODEL_ID
@@ -99,9 +105,9 @@ class BedrockPlanner:
         self._client = client
         self.space = space or default_search_space()
         if fallback is True:
-            from codec_lab.planning.local import LocalPlanner
+            from codec_lab.planning.local import local_planner
 
-            fallback = LocalPlanner(self.space, seed=seed)
+            fallback = local_planner(self.space, seed=seed)
         self.fallback: Planner | None = fallback or None
         self.audit = list(audit)
         self.prompt_version = prompt_version
@@ -158,7 +164,11 @@ class BedrockPlanner:
 
     def _converse(self, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import (
-            ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError,
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
         )
 
         for attempt in range(1, self.max_attempts + 1):

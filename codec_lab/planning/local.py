@@ -18,9 +18,9 @@ from typing import Any
 
 from codec_lab.contracts import (
     Budget,
+    ExpectedOutcome,
     ExperimentPlan,
     ExperimentRecord,
-    ExpectedOutcome,
     ParamSpec,
     PlanDraft,
     SceneProfile,
@@ -32,11 +32,20 @@ from codec_lab.contracts import (
 from codec_lab.planning.protocol import PlanningReport
 from codec_lab.planning.scoring import measured_on_clip, record_score, rounds_done
 from codec_lab.planning.space import default_search_space
-from codec_lab.planning.validate import DraftRejected, clamp_parameters, finalize, parameters_key
+from codec_lab.planning.validate import (
+    DraftRejected,
+    clamp_parameters,
+    finalize,
+    parameters_key,
+)
 
 
 def _distribution(spec: ParamSpec) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if spec.kind == "categorical":
         return CategoricalDistribution(list(spec.choices or []))
@@ -71,6 +80,7 @@ class LocalPlanner:
     """Optuna TPE (scalarised objective), deterministic for a given `seed` and history."""
 
     name = "local:optuna-tpe"
+    method = "TPE"
 
     def __init__(
         self,
@@ -127,15 +137,55 @@ class LocalPlanner:
         budget: Budget,
         n: int,
     ) -> list[ExperimentPlan]:
-        import optuna
-        from optuna.trial import create_trial
-
         round_ = rounds_done(history, profile.video_id) + 1
         runnable = self.space.runnable()
         if not runnable or n <= 0 or budget.rounds <= 0 or budget.experiments <= 0:
             self.last_report = PlanningReport(planner=self.name, round=round_, fallback_reason=None)
             return []
+        warm = self._warm_records(profile, history)
+        known = self._known_settings(warm, history, profile, targets)
+        # Every runnable strategy gets tried on a clip at least once, however good the others
+        # look elsewhere: TPE alone would never leave a strategy that other clips favour.
+        tried_here = {r.plan.strategy for r in history if r.video_id == profile.video_id}
+        untried = [s for s in runnable if s.name not in tried_here]
+        wanted = min(n, budget.experiments)
+        drafts: list[PlanDraft] = []
+        rng = random.Random(self.seed * 1000 + round_)
+        refined = self._refine(warm, profile, targets, known, rng)
+        if refined is not None and len(warm) >= self.n_startup_trials and wanted > len(untried):
+            drafts.append(refined)  # exploitation only where exploring untried strategies leaves room
+        drafts += self._explore(warm, profile, targets, known, untried, wanted - len(drafts), round_, len(history), rng)
+        done = finalize(drafts, space=self.space, profile=profile, history=history, budget=budget,
+                        n=n, round_=round_, planner=self.name)
+        self.last_report = PlanningReport(planner=self.name, round=round_, proposed=len(done.plans),
+                                          dropped=done.dropped, adjusted=done.adjusted)
+        return done.plans
 
+    def _known_settings(self, warm: list[ExperimentRecord], history: Sequence[ExperimentRecord],
+                        profile: SceneProfile, targets: Targets) -> dict[str, float]:
+        """Settings already measured on this clip (with their score) or still running (nan): never proposed again."""
+        known: dict[str, float] = {}
+        for record in warm:
+            strategy = self.space.strategy(record.plan.strategy)
+            value = record_score(record, targets)
+            if strategy is None or not strategy.runnable or value is None or not measured_on_clip(record.video_id, profile.video_id):
+                continue
+            try:
+                known[parameters_key(strategy.name, clamp_parameters(strategy, dict(record.plan.parameters), []))] = value
+            except DraftRejected:
+                continue
+        for record in history:  # unfinished ones on this clip
+            if record.video_id == profile.video_id and record.result is None:
+                known.setdefault(parameters_key(record.plan.strategy, dict(record.plan.parameters)), float("nan"))
+        return known
+
+    def _explore(self, warm: list[ExperimentRecord], profile: SceneProfile, targets: Targets, known: dict[str, float],
+                 untried: list[StrategySpec], count: int, round_: int, n_history: int, rng: random.Random) -> list[PlanDraft]:
+        """`count` new settings from TPE, warm-started with every scored result; untried strategies first."""
+        import optuna
+        from optuna.trial import create_trial
+
+        runnable = self.space.runnable()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning for multivariate/group
@@ -149,39 +199,20 @@ class LocalPlanner:
                 constant_liar=True,
             )
             study = optuna.create_study(direction="maximize", sampler=sampler)
-
-            warm = self._warm_records(profile, history)
-            known: dict[str, float] = {}
             for record in warm:
                 strategy = self.space.strategy(record.plan.strategy)
                 value = record_score(record, targets)
                 if strategy is None or not strategy.runnable or value is None:
                     continue
                 tp = self._trial_params(strategy, dict(record.plan.parameters))
-                if tp is None:
-                    continue
-                study.add_trial(create_trial(params=tp[0], distributions=tp[1], value=value))
-                if measured_on_clip(record.video_id, profile.video_id):
-                    known[parameters_key(strategy.name, clamp_parameters(strategy, dict(record.plan.parameters), []))] = value
-            for record in history:  # unfinished ones on this clip: do not propose them again
-                if record.video_id == profile.video_id and record.result is None:
-                    known.setdefault(parameters_key(record.plan.strategy, dict(record.plan.parameters)), float("nan"))
-
-            # Every runnable strategy gets tried on a clip at least once, however good the others
-            # look elsewhere: TPE alone would never leave a strategy that other clips favour.
-            tried_here = {r.plan.strategy for r in history if r.video_id == profile.video_id}
-            for strategy in runnable:
-                if strategy.name not in tried_here:
-                    study.enqueue_trial({"strategy": strategy.name})
+                if tp is not None:
+                    study.add_trial(create_trial(params=tp[0], distributions=tp[1], value=value))
+            for strategy in untried:
+                study.enqueue_trial({"strategy": strategy.name})
 
             drafts: list[PlanDraft] = []
-            wanted = min(n, budget.experiments)
-            untried = sum(1 for s in runnable if s.name not in tried_here)
-            refined = self._refine(warm, profile, targets, known, random.Random(self.seed * 1000 + round_))
-            if refined is not None and len(warm) >= self.n_startup_trials and wanted > untried:
-                drafts.append(refined)  # exploitation only where exploring untried strategies leaves room
             asks = 0
-            while len(drafts) < wanted and asks < wanted * self.max_asks_per_plan:
+            while len(drafts) < count and asks < count * self.max_asks_per_plan:
                 asks += 1
                 trial = study.ask()
                 name = trial.suggest_categorical("strategy", [s.name for s in runnable])
@@ -205,13 +236,8 @@ class LocalPlanner:
                                state=None if math.isfinite(value) else optuna.trial.TrialState.FAIL)
                     continue
                 known[pk] = float("nan")
-                drafts.append(self._draft(strategy, params, profile, warm, targets, len(history), asks))
-
-        done = finalize(drafts, space=self.space, profile=profile, history=history, budget=budget,
-                        n=n, round_=round_, planner=self.name)
-        self.last_report = PlanningReport(planner=self.name, round=round_, proposed=len(done.plans),
-                                          dropped=done.dropped, adjusted=done.adjusted)
-        return done.plans
+                drafts.append(self._draft(strategy, params, profile, warm, targets, n_history, asks))
+        return drafts
 
     def _refine(self, warm: list[ExperimentRecord], profile: SceneProfile, targets: Targets,
                 known: dict[str, float], rng: random.Random) -> PlanDraft | None:
@@ -258,7 +284,7 @@ class LocalPlanner:
         mine = [r for r in warm if r.video_id == profile.video_id]
         scored = [(record_score(r, targets), r) for r in warm if r.plan.strategy == strategy.name and r.result]
         if not scored or len(warm) < self.n_startup_trials:
-            rationale = (f"TPE warm-up sample {ask} ({len(mine)} result(s) on this clip, "
+            rationale = (f"{self.method} warm-up sample {ask} ({len(mine)} result(s) on this clip, "
                          f"{len(warm) - len(mine)} on similar '{profile.scene_class}' clips): explore {strategy.name}")
             return PlanDraft(strategy=strategy.name, parameters=params, rationale=rationale)
 
@@ -272,6 +298,54 @@ class LocalPlanner:
         if nearest.result and nearest.result.metrics:
             m = nearest.result.metrics
             expected = ExpectedOutcome(kbps=round(m.kbps, 1), psnr_yuv=round(m.quality.psnr_yuv, 2), meets_target=m.meets_target)
-        rationale = (f"TPE on {len(warm)} result(s) (score = bits saved while meeting targets); best so far "
+        rationale = (f"{self.method} on {len(warm)} result(s) (score = bits saved while meeting targets); best so far "
                      f"{_describe(best)} (score {best_value:.2f}); nearest tried {_describe(nearest)}")
         return PlanDraft(strategy=strategy.name, parameters=params, rationale=rationale[:400], expected=expected)
+
+
+class RandomSearchPlanner(LocalPlanner):
+    """The same bookkeeping as `LocalPlanner` with seeded random search instead of TPE: no dependencies.
+
+    For where optuna is not installed (the Plan Lambda's bundle is pure Python): untried strategies
+    first, then the refinement of the best result, then uniform samples (log-uniform where the
+    parameter is on a log scale) that were not measured on this clip.
+    """
+
+    name = "local:random-search"
+    method = "random search"
+
+    def _explore(self, warm: list[ExperimentRecord], profile: SceneProfile, targets: Targets, known: dict[str, float],
+                 untried: list[StrategySpec], count: int, round_: int, n_history: int, rng: random.Random) -> list[PlanDraft]:
+        runnable = self.space.runnable()
+        queue = list(untried)
+        drafts: list[PlanDraft] = []
+        for ask in range(1, count * self.max_asks_per_plan + 1):
+            if len(drafts) >= count:
+                break
+            strategy = queue.pop(0) if queue else rng.choice(runnable)
+            params = {spec.name: _sample(spec, rng) for spec in strategy.params}
+            pk = parameters_key(strategy.name, params)
+            if pk in known:
+                continue
+            known[pk] = float("nan")
+            drafts.append(self._draft(strategy, params, profile, warm, targets, n_history, ask))
+        return drafts
+
+
+def _sample(spec: ParamSpec, rng: random.Random) -> Any:
+    if spec.kind == "categorical":
+        return rng.choice(list(spec.choices or []))
+    low, high = float(spec.low), float(spec.high)  # type: ignore[arg-type]
+    if spec.kind == "int":
+        return rng.randint(int(low), int(high))
+    value = math.exp(rng.uniform(math.log(low), math.log(high))) if spec.log else rng.uniform(low, high)
+    return float(f"{value:.4g}")
+
+
+def local_planner(space: SearchSpace | None = None, *, seed: int = 0) -> LocalPlanner:
+    """`LocalPlanner` (TPE) where optuna is installed, else `RandomSearchPlanner`."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return RandomSearchPlanner(space, seed=seed)
+    return LocalPlanner(space, seed=seed)

@@ -64,12 +64,13 @@ def make_planner(
 ) -> Planner:
     """LocalPlanner unless Bedrock is configured; then BedrockPlanner with LocalPlanner as fallback.
 
+    Where optuna is not installed (the Lambdas) the local planner is `RandomSearchPlanner`.
     `store`, when given, also receives every audit record (`put_audit`).
     """
-    from codec_lab.planning.local import LocalPlanner
+    from codec_lab.planning.local import local_planner
 
     settings = settings or PlannerSettings.from_env()
-    local = LocalPlanner(space, seed=settings.seed)
+    local = local_planner(space, seed=settings.seed)
     if not settings.uses_bedrock:
         return local
     from codec_lab.planning.audit import FileAuditSink, S3AuditSink, StoreAuditSink
