@@ -44,7 +44,7 @@ class ClassicalCodec:
     crf_step: int
     private_params_key: str | None = None  # "x264-params" / "x265-params"
     # Bytes that are not video and that no decoder needs are kept out of the file: x264's
-    # encoder-settings SEI is filtered out, x265's is switched off (info=0).
+    # encoder-settings SEI is filtered out, x265's is switched off (info=0), AV1's temporal delimiters go.
     strip_filter: str | None = None
     # H.264/HEVC in MP4 carry their parameter sets only in the extradata (counted as payload);
     # SVT-AV1 also repeats its sequence header in the first packet, so its extradata is not counted twice.
@@ -147,4 +147,7 @@ def x265(preset: str = "medium") -> ClassicalCodec:
 
 
 def svt_av1(preset: str | int = 6) -> ClassicalCodec:
-    return ClassicalCodec("av1", "libsvtav1", str(preset), (24, 32, 40, 48, 56), (1, 63), 8, None, config_in_extradata=False)
+    # Temporal delimiters (2 bytes a frame) are dropped: the MP4 muxer drops them too (AV1-in-ISOBMFF),
+    # so counting them would bill AV1 for bytes that are not in the file.
+    return ClassicalCodec("av1", "libsvtav1", str(preset), (24, 32, 40, 48, 56), (1, 63), 8, None,
+                          strip_filter="filter_units=remove_types=2", config_in_extradata=False)

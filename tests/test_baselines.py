@@ -55,6 +55,25 @@ def test_codec_names():
     assert get_codec("x265").beyond({"crf": 20}, "higher") == {"crf": 15}
 
 
+@pytest.mark.parametrize("name", ["x264", "x265", "av1"])
+def test_payload_is_the_coded_samples_in_the_file_plus_the_decoder_configuration(tmp_path, name):
+    """Bitrate is honest: the bytes a demuxer hands the decoder, plus the parameter sets (SPS/PPS/VPS) that
+    H.264/HEVC keep in the MP4 header (counted as the encoder wrote them, a few bytes under the avcC/hvcC box)."""
+    import av
+
+    clip = synthetic_clip(frames=5, width=64, height=48)
+    codec = get_codec(name)
+    encoded = codec.encode(clip, {"crf": 30}, tmp_path / name)
+    with av.open(str(encoded.path)) as container:
+        stream = container.streams.video[0]
+        samples = sum(packet.size for packet in container.demux(stream) if packet.size)
+        config = len(stream.codec_context.extradata or b"") if codec.config_in_extradata else 0
+    if codec.config_in_extradata:
+        assert samples + 0.5 * config < encoded.payload_bytes <= samples + config
+    else:
+        assert encoded.payload_bytes == samples
+
+
 @pytest.mark.parametrize("name, marker", [("x264", b"x264 - core"), ("x265", b"x265 (build")])
 def test_encoder_settings_text_is_not_in_the_bitstream(tmp_path, name, marker):
     """x264/x265 write their command line into the stream (~0.7-2.3 KB): not video, so not counted, not kept."""
