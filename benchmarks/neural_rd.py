@@ -132,6 +132,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per RD point")
     parser.add_argument("--lmbdas", default="2e-4,6e-4,2e-3,6e-3")
+    parser.add_argument("--prediction", default="intra", choices=("intra", "previous"), help="semantic_latent's frame prediction")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="RD points trained at once, one process each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -158,13 +159,13 @@ def main() -> int:
         parser.error(f"unknown clip(s) {unknown}; choose from {sorted(CLIPS)}")
     lmbdas = [float(x) for x in args.lmbdas.split(",")]
     options = {"preset": args.preset, "device": args.device, "max_seconds": args.max_seconds,
-               "iterations": args.iterations, "threads": args.threads}
+               "iterations": args.iterations, "threads": args.threads, "prediction": args.prediction}
     frames = {name: args.frames or FRAMES[name] for name in names}
     for name in names:
         (out / name).mkdir(exist_ok=True)
     # spawn, not fork: a forked child cannot use CUDA once the parent has touched it
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset},
+        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset, "prediction": args.prediction},
                                         str(out / name / f"semantic_latent_l{lm:g}"), options)
                 for name in names for lm in lmbdas}
         anchors = {} if args.skip_anchors else {name: anchor_points(read_clip(CLIPS[name](), frames=frames[name]), out / name) for name in names}

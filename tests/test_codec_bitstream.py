@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from codec_lab.codec import bitstream
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
-from codec_lab.codec.presets import PRESETS
+from codec_lab.codec.presets import PRESETS, with_prediction
 from codec_lab.errors import BitstreamError
 from tests.conftest import synthetic_clip
 
@@ -22,11 +22,11 @@ torch.set_num_threads(1)
 SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode
 
 
-@pytest.fixture(scope="module")
-def good_file(tmp_path_factory) -> bytes:
+@pytest.fixture(scope="module", params=["intra", "previous"])
+def good_file(request, tmp_path_factory) -> bytes:
     clip = synthetic_clip(frames=2, height=32, width=32)
     path = tmp_path_factory.mktemp("bs") / "good.clv"
-    encode_clip(clip, path, lmbda=1e-3, preset=replace(PRESETS["test"], iterations=10))
+    encode_clip(clip, path, lmbda=1e-3, preset=with_prediction(replace(PRESETS["test"], iterations=10), request.param))
     return path.read_bytes()
 
 
@@ -125,6 +125,33 @@ def test_hostile_network_shapes(good_file):
     ):
         with pytest.raises(BitstreamError):
             decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents))
+
+
+def test_hostile_inter_networks(good_file):
+    parsed = bitstream.parse_file(good_file)
+    for bad, message in (
+        (replace(parsed.header, inter_synth=((4, 1, 1),)), "end with 3 channels"),
+        (replace(parsed.header, inter_synth=((3, 1, 2),)), "residual"),  # the input has levels + 3 channels
+        (replace(parsed.header, inter_synth=((3, 7, 0),)), "bad inter synthesis layer"),
+        (replace(parsed.header, inter_shift=40), "inter weight shift"),
+    ):
+        with pytest.raises(BitstreamError, match=message):
+            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents))
+
+
+def test_version_1_files_still_decode(tmp_path):
+    """Version 1 (all-intra, before inter frames) has no inter fields: the same frames come out."""
+    path = tmp_path / "intra.clv"
+    encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=replace(PRESETS["test"], iterations=5))
+    good_file = path.read_bytes()
+    parsed = bitstream.parse_file(good_file)
+    assert not parsed.header.inter_synth
+    body = bitstream.pack_header(parsed.header)[:-2]  # without "0 inter layers" and the inter shift
+    v1 = bitstream.MAGIC + struct.pack(">BH", 1, len(body)) + body
+    v1 += struct.pack(">I", len(parsed.weights)) + parsed.weights + struct.pack(">I", len(parsed.latents)) + parsed.latents
+    v1 += struct.pack(">I", zlib.crc32(v1) & 0xFFFFFFFF)
+    old, new = decode_bytes(v1).clip, decode_bytes(good_file).clip
+    assert all((getattr(old, p) == getattr(new, p)).all() for p in "yuv")
 
 
 def test_wider_network_than_the_weights_section(good_file):

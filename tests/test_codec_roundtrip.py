@@ -13,18 +13,21 @@ import torch
 from codec_lab.codec import bitstream
 from codec_lab.codec.decoder import decode_bytes, decode_file
 from codec_lab.codec.encoder import encode_clip
-from codec_lab.codec.presets import PRESETS
+from codec_lab.codec.model import synth_layer_tuples
+from codec_lab.codec.presets import PRESETS, with_prediction
 from tests.conftest import synthetic_clip
 
 torch.set_num_threads(1)
 TEST = PRESETS["test"]
 
 
-@pytest.fixture(scope="module")
-def encoded(tmp_path_factory):
+@pytest.fixture(scope="module", params=["intra", "previous"])
+def encoded(request, tmp_path_factory):
+    """Every test that takes it runs on both kinds of file: all frames intra, and frames predicted from the previous one."""
     clip = synthetic_clip(frames=3)
     path = tmp_path_factory.mktemp("enc") / "clip.clv"
-    result = encode_clip(clip, path, lmbda=1e-3, preset=TEST)
+    preset = with_prediction(TEST, request.param)
+    result = encode_clip(clip, path, lmbda=1e-3, preset=preset)
     return clip, path, result
 
 
@@ -83,10 +86,11 @@ def test_decoder_does_not_import_training_code(encoded):
 
 
 def test_same_input_and_settings_give_the_same_file(encoded, tmp_path):
-    clip, path, _result = encoded
-    again = encode_clip(clip, tmp_path / "again.clv", lmbda=1e-3, preset=TEST)
+    clip, path, result = encoded
+    preset = replace(TEST, config=result.config.with_shifts(TEST.config.synth_shift, TEST.config.arm_shift))
+    again = encode_clip(clip, tmp_path / "again.clv", lmbda=1e-3, preset=preset)
     assert again.path.read_bytes() == path.read_bytes()
-    other_seed = encode_clip(clip, tmp_path / "seed.clv", lmbda=1e-3, preset=TEST, seed=1)
+    other_seed = encode_clip(clip, tmp_path / "seed.clv", lmbda=1e-3, preset=preset, seed=1)
     assert other_seed.path.read_bytes() != path.read_bytes()
 
 
@@ -119,11 +123,32 @@ def test_lambda_sets_the_rate(tmp_path):
 
 
 def test_header_describes_the_clip(encoded):
-    clip, path, _result = encoded
+    clip, path, result = encoded
     header = bitstream.parse_file(path.read_bytes()).header
     assert (header.width, header.height, header.frames, header.fps) == (clip.width, clip.height, clip.num_frames, clip.fps)
     assert header.levels == TEST.config.n_levels
+    assert header.inter_synth == synth_layer_tuples(result.config, inter=True)  # () for an all-intra file
 
+
+def test_an_inter_frame_with_no_correction_is_the_previous_decoded_frame():
+    """The decoder's inter path: prediction = the previous decoded frame, exactly; the network adds a correction."""
+    from codec_lab.codec.model import dequantize, level_shapes, reconstruct, synth_param_shapes
+
+    cfg = with_prediction(TEST, "previous").config
+    shapes = level_shapes(cfg, 3, 16, 16)
+    gen = torch.Generator().manual_seed(0)
+    levels = [torch.randint(-3, 4, s, generator=gen).to(torch.float64) for s in shapes]
+    synth = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg)], 8)
+    zero = dequantize([torch.zeros(s, dtype=torch.int64) for s in synth_param_shapes(cfg, inter=True)], 8)
+    y, u, v = reconstruct(cfg, levels, synth, 3, 16, 16, zero)
+    for t in (1, 2):
+        assert np.array_equal(y[t], y[0]) and np.array_equal(u[t], u[0]) and np.array_equal(v[t], v[0])
+    bias = [p.clone() for p in zero]
+    bias[-1][0] = 4 / 255  # +4 on Y in the last layer's bias: each frame 4 levels brighter than the one before
+    y2, _u2, _v2 = reconstruct(cfg, levels, synth, 3, 16, 16, bias)
+    assert np.array_equal(y2[0], y[0])
+    inside = (y[0] >= 8) & (y[0] <= 247)
+    assert np.array_equal(y2[2][inside].astype(int), y[0][inside].astype(int) + 8)
 
 def test_cli_encode_then_decode(tmp_path):
     from codec_lab.cli import main

@@ -4,16 +4,19 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (1)
+    4       1     format version (2; version 1 files, which lack the inter fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
                   levels u8, temporal stride u8 x levels,
                   synthesis layers u8, per layer (out u8, kernel u8, flags u8: 1 relu, 2 residual),
                   ARM hidden width u8, ARM hidden layers u8,
-                  synthesis weight shift u8, ARM weight shift u8
+                  synthesis weight shift u8, ARM weight shift u8,
+                  [version 2] inter synthesis layers u8 (0: every frame intra), per layer
+                  (out u8, kernel u8, flags u8), inter weight shift u8
     ...     4+W   weights section: length u32, then the weights as signed
-                  exp-Golomb codes (per tensor: 4-bit order k, then the values)
+                  exp-Golomb codes (per tensor: 4-bit order k, then the values),
+                  synthesis, then inter synthesis, then ARM
     ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
     end-4   4     CRC-32 of every byte before it
 
@@ -34,7 +37,7 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 1
+VERSION = 2
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -66,6 +69,8 @@ class Header:
     arm_layers: int
     synth_shift: int
     arm_shift: int
+    inter_synth: tuple[tuple[int, int, int], ...] = ()  # empty: every frame intra
+    inter_shift: int = 0
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -85,7 +90,8 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", h.levels) + bytes(h.temporal_strides)
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
-    return body
+    body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
+    return body + struct.pack(">B", h.inter_shift)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes) -> bytes:
@@ -115,7 +121,19 @@ def _check(cond: bool, message: str) -> None:
         raise BitstreamError(message)
 
 
-def parse_header(body: bytes) -> Header:
+def _layers(r: _Reader, n_layers: int, c_in: int, what: str) -> tuple[tuple[int, int, int], ...]:
+    layers = []
+    for _ in range(n_layers):
+        out, kernel, flags = r.unpack(">BBB")
+        _check(1 <= out <= MAX_CHANNELS and kernel in (1, 3) and flags < 4, f"bad {what} layer ({out}, {kernel}, {flags})")
+        _check(not (flags & 2) or out == c_in, f"a residual {what} layer must keep its channel count")
+        layers.append((out, kernel, flags))
+        c_in = out
+    _check(c_in == 3, f"the {what} must end with 3 channels, not {c_in}")
+    return tuple(layers)
+
+
+def parse_header(body: bytes, version: int = VERSION) -> Header:
     r = _Reader(body, "header")
     sid, width, height, frames, num, den = r.unpack(">BHHHII")
     _check(sid in STRATEGIES, f"unknown strategy id {sid} (this build knows {sorted(STRATEGIES)})")
@@ -128,20 +146,21 @@ def parse_header(body: bytes) -> Header:
     _check(all(s in (1, 2, 4, 8, 16, 32, 64) for s in strides), f"temporal strides {strides} must be powers of 2 up to 64")
     (n_layers,) = r.unpack(">B")
     _check(1 <= n_layers <= MAX_LAYERS, f"synthesis layers {n_layers} outside 1..{MAX_LAYERS}")
-    synth = []
-    c_in = levels
-    for _ in range(n_layers):
-        out, kernel, flags = r.unpack(">BBB")
-        _check(1 <= out <= MAX_CHANNELS and kernel in (1, 3) and flags < 4, f"bad synthesis layer ({out}, {kernel}, {flags})")
-        _check(not (flags & 2) or out == c_in, "a residual synthesis layer must keep its channel count")
-        synth.append((out, kernel, flags))
-        c_in = out
-    _check(c_in == 3, f"the synthesis must end with 3 channels, not {c_in}")
+    synth = _layers(r, n_layers, levels, "synthesis")
     arm_hidden, arm_layers, synth_shift, arm_shift = r.unpack(">BBBB")
     _check(1 <= arm_hidden <= MAX_CHANNELS and arm_layers <= MAX_ARM_LAYERS, f"bad ARM size {arm_hidden}x{arm_layers}")
     _check(synth_shift <= MAX_SHIFT and arm_shift <= MAX_SHIFT, f"weight shifts {synth_shift}, {arm_shift} above {MAX_SHIFT}")
+    inter_synth: tuple[tuple[int, int, int], ...] = ()
+    inter_shift = 0
+    if version >= 2:
+        (n_inter,) = r.unpack(">B")
+        _check(n_inter <= MAX_LAYERS, f"inter synthesis layers {n_inter} above {MAX_LAYERS}")
+        inter_synth = _layers(r, n_inter, levels + 3, "inter synthesis") if n_inter else ()
+        (inter_shift,) = r.unpack(">B")
+        _check(inter_shift <= MAX_SHIFT, f"inter weight shift {inter_shift} above {MAX_SHIFT}")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
-    return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, tuple(synth), arm_hidden, arm_layers, synth_shift, arm_shift)
+    return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
+                  synth_shift, arm_shift, inter_synth, inter_shift)
 
 
 def parse_file(data: bytes) -> Parsed:
@@ -152,7 +171,7 @@ def parse_file(data: bytes) -> Parsed:
     (version,) = r.unpack(">B")
     if version > VERSION:
         raise BitstreamError(f"file format version {version} is newer than this codec-lab reads ({VERSION}); upgrade codec-lab")
-    _check(version == VERSION, f"unknown file format version {version}")
+    _check(version in (1, VERSION), f"unknown file format version {version}")
     if len(data) < 11:
         raise BitstreamError(f"file is truncated: {len(data)} bytes")
     (stored_crc,) = struct.unpack(">I", data[-4:])
@@ -161,7 +180,7 @@ def parse_file(data: bytes) -> Parsed:
     r = _Reader(data[:-4], "file")
     r.take(5)
     (header_len,) = r.unpack(">H")
-    header = parse_header(r.take(header_len))
+    header = parse_header(r.take(header_len), version)
     (wlen,) = r.unpack(">I")
     weights = r.take(wlen)
     (llen,) = r.unpack(">I")

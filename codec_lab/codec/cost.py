@@ -7,7 +7,7 @@ import io
 
 import torch
 
-from codec_lab.codec.model import ARM_IN, Arm, CodecConfig, Synthesis, level_shapes
+from codec_lab.codec.model import ARM_IN, Arm, CodecConfig, Synthesis, level_shapes, synth_inputs
 
 
 def _thop_macs(module: torch.nn.Module, example: torch.Tensor) -> float:
@@ -27,10 +27,16 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
     - upsampling: hand count, bilinear x2 as two separable 2-tap passes: 3 MACs per output sample
       per channel (1 for the vertical pass at half width, 2 for the horizontal);
     - chroma: 2x2 averaging of two channels: 2 MACs per luma pixel.
+    - inter frames (configs with an inter synthesis): the inter network instead of the intra one,
+      plus bringing the predicted chroma up x2 (3 MACs x 2 channels per luma pixel). The figure is
+      that of the costlier kind of frame: the decoder's budget is per frame.
     """
     ph, pw = height + height % 2, width + width % 2
     probe = 32
     synth = _thop_macs(Synthesis(cfg), torch.zeros(1, cfg.n_levels, probe, probe)) / (probe * probe)
+    if cfg.inter:
+        inter = _thop_macs(Synthesis(cfg, inter=True), torch.zeros(1, synth_inputs(cfg, True), probe, probe)) / (probe * probe)
+        synth = max(synth, inter + 6.0)
     arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, ARM_IN))
     shapes = level_shapes(cfg, frames, ph, pw)
     latents_per_pixel = sum(t * h * w for t, h, w in shapes) / (frames * ph * pw)

@@ -52,14 +52,16 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS)
         raise BitstreamError(
             f"the header implies {n_symbols} latents but a latent section of {len(parsed.latents)} bytes cannot hold that many: the file is damaged"
         )
-    synth_shapes, arm_shapes = synth_param_shapes(cfg), arm_param_shapes(cfg)
-    ints = bitstream.unpack_weights(parsed.weights, synth_shapes + arm_shapes)
+    synth_shapes, inter_shapes, arm_shapes = synth_param_shapes(cfg), synth_param_shapes(cfg, inter=True), arm_param_shapes(cfg)
+    ints = bitstream.unpack_weights(parsed.weights, synth_shapes + inter_shapes + arm_shapes)
     ints = [torch.from_numpy(t) for t in ints]
-    synth_params = dequantize(ints[: len(synth_shapes)], cfg.synth_shift)
-    arm_params = dequantize(ints[len(synth_shapes) :], cfg.arm_shift)
+    n_synth, n_inter = len(synth_shapes), len(inter_shapes)
+    synth_params = dequantize(ints[:n_synth], cfg.synth_shift)
+    inter_params = dequantize(ints[n_synth : n_synth + n_inter], cfg.inter_shift)
+    arm_params = dequantize(ints[n_synth + n_inter :], cfg.arm_shift)
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents))
-        y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width)
+        y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params)
     clip = Clip(y, u, v, header.fps).cropped(header.height, header.width)
     return Decoded(clip, header, parsed.file_bytes, time.monotonic() - start)
 

@@ -11,6 +11,11 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
 - Synthesis: a few 1x1 / 3x3 convolutions (replicate padding) to 3 channels at
   full resolution; Y is channel 0, U and V are channels 1 and 2 averaged over
   2x2 (4:2:0 out, so no bits are spent on chroma detail the format drops).
+- Inter frames (when the config has an `inter_synth`): frame 0 is coded as above;
+  every later frame t is predicted by the previous decoded frame (no motion
+  vectors yet) and a second synthesis network sees the latents of frame t and
+  that prediction (Y, and U, V brought up x2) and outputs a correction added to
+  the prediction in 4:2:0. Static content then costs almost no latent bits.
 - Entropy model (ARM): one small MLP shared by all levels, on a causal context
   that works in parallel steps: levels coarse to fine, slices in time order,
   and inside a slice four phases of a 2x2 lattice. A latent sees the 8
@@ -72,19 +77,31 @@ class CodecConfig:
     arm_layers: int = 2  # hidden layers
     synth_shift: int = 8  # weights are integers x 2**-shift (the encoder picks the shift)
     arm_shift: int = 8
+    inter_synth: tuple[LayerSpec, ...] = ()  # empty: every frame intra (format version 1's only mode)
+    inter_shift: int = 8
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
             raise ValueError("one temporal stride per level")
 
-    def with_shifts(self, synth_shift: int, arm_shift: int) -> CodecConfig:
-        return CodecConfig(self.n_levels, self.temporal_strides, self.synth, self.arm_hidden, self.arm_layers, synth_shift, arm_shift)
+    @property
+    def inter(self) -> bool:
+        return bool(self.inter_synth)
+
+    def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
+        from dataclasses import replace
+
+        return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
 
     def describe(self) -> dict:
+        def layers(specs):
+            return [f"{s.kernel}x{s.kernel}->{s.out}{'+relu' if s.relu else ''}{'+res' if s.residual else ''}" for s in specs]
+
         return {
             "levels": self.n_levels,
             "temporal_strides": list(self.temporal_strides),
-            "synthesis": [f"{s.kernel}x{s.kernel}->{s.out}{'+relu' if s.relu else ''}{'+res' if s.residual else ''}" for s in self.synth],
+            "synthesis": layers(self.synth),
+            "inter_synthesis": layers(self.inter_synth) if self.inter else "none (every frame intra)",
             "arm": f"{ARM_IN}-" + "-".join([str(self.arm_hidden)] * self.arm_layers) + "-2",
             "synth_step": f"2^-{self.synth_shift}",
             "arm_step": f"2^-{self.arm_shift}",
@@ -101,10 +118,17 @@ def level_shapes(cfg: CodecConfig, frames: int, height: int, width: int) -> list
     return shapes
 
 
-def synth_param_shapes(cfg: CodecConfig) -> list[tuple[int, ...]]:
+PRED_CHANNELS = 3  # the prediction an inter synthesis sees: Y, U and V at full resolution
+
+
+def synth_inputs(cfg: CodecConfig, inter: bool = False) -> int:
+    return cfg.n_levels + (PRED_CHANNELS if inter else 0)
+
+
+def synth_param_shapes(cfg: CodecConfig, inter: bool = False) -> list[tuple[int, ...]]:
     shapes = []
-    c_in = cfg.n_levels
-    for spec in cfg.synth:
+    c_in = synth_inputs(cfg, inter)
+    for spec in cfg.inter_synth if inter else cfg.synth:
         shapes += [(spec.out, c_in, spec.kernel, spec.kernel), (spec.out,)]
         c_in = spec.out
     return shapes
@@ -228,12 +252,14 @@ def upsample_levels(cfg: CodecConfig, levels: list[torch.Tensor], frames: list[i
 
 
 class Synthesis(nn.Module):
-    def __init__(self, cfg: CodecConfig) -> None:
+    """The intra synthesis (latents -> frame), or with `inter` the one that corrects a prediction."""
+
+    def __init__(self, cfg: CodecConfig, inter: bool = False) -> None:
         super().__init__()
-        self.specs = cfg.synth
+        self.specs = cfg.inter_synth if inter else cfg.synth
         layers = []
-        c_in = cfg.n_levels
-        for spec in cfg.synth:
+        c_in = synth_inputs(cfg, inter)
+        for spec in self.specs:
             layers.append(nn.Conv2d(c_in, spec.out, spec.kernel, bias=True))
             c_in = spec.out
         self.layers = nn.ModuleList(layers)
@@ -242,8 +268,12 @@ class Synthesis(nn.Module):
                 if spec.residual:
                     conv.weight.zero_()
                     conv.bias.zero_()
-            last_plain = max(i for i, s in enumerate(self.specs) if not s.residual)
-            self.layers[last_plain].bias.fill_(0.5)
+            last_plain = self.layers[max(i for i, s in enumerate(self.specs) if not s.residual)]
+            if inter:  # start as "the prediction, barely corrected"
+                last_plain.weight.mul_(0.1)
+                last_plain.bias.zero_()
+            else:  # start as mid-grey
+                last_plain.bias.fill_(0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv, spec in zip(self.layers, self.specs):
@@ -279,6 +309,28 @@ def to_420(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return out[:, 0], F.avg_pool2d(out[:, 1:3], 2)
 
 
+def prediction_planes(pred_y: torch.Tensor, pred_uv: torch.Tensor) -> torch.Tensor:
+    """The inter synthesis' view of the prediction: (N, 3, H, W), chroma brought up x2 (exact on dyadic values)."""
+    return torch.cat([pred_y[:, None], up2x(pred_uv)], dim=1)
+
+
+def add_correction(out: torch.Tensor, pred_y: torch.Tensor, pred_uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prediction + the inter synthesis' output, in 4:2:0 (adding at full resolution would blur chroma frame after frame)."""
+    y, uv = to_420(out)
+    return pred_y + y, pred_uv + uv
+
+
+def decoded_value(x: torch.Tensor) -> torch.Tensor:
+    """What a decoded pixel is worth as a prediction: 8-bit, then on the 2**-ACT_FRAC grid.
+
+    The decoder applies it to its uint8 frames; training applies it with a straight-through
+    gradient so that the chain of frames it trains is the chain the decoder computes.
+    """
+    pixels = torch.floor(torch.clamp(x, 0.0, 1.0) * 255.0 + 0.5) / 255.0
+    scale = float(1 << ACT_FRAC)
+    return torch.floor(pixels * scale + 0.5) / scale
+
+
 # --------------------------------------------------------------------------- fixed point (decoder arithmetic)
 
 
@@ -291,10 +343,10 @@ def dequantize(ints: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
     return [t.to(torch.float64) * (2.0**-shift) for t in ints]
 
 
-def synthesis_fixed(cfg: CodecConfig, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-    """x: (N, n_levels, H, W) float64 upsampled latents; params: dequantized float64 weights."""
+def synthesis_fixed(cfg: CodecConfig, x: torch.Tensor, params: list[torch.Tensor], inter: bool = False) -> torch.Tensor:
+    """x: (N, channels, H, W) float64 upsampled latents (+ prediction); params: dequantized float64 weights."""
     x = round_fp(x)
-    for i, spec in enumerate(cfg.synth):
+    for i, spec in enumerate(cfg.inter_synth if inter else cfg.synth):
         weight, bias = params[2 * i], params[2 * i + 1]
         inp = F.pad(x, (1, 1, 1, 1), mode="replicate") if spec.kernel == 3 else x
         y = round_fp(F.conv2d(inp, weight, bias))
@@ -389,13 +441,19 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
     return levels
 
 
-def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int):
+def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int,
+                inter_params: list[torch.Tensor] | None = None):
     """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size."""
     ys, us, vs = [], [], []
     for t in range(frames):
         x = upsample_levels(cfg, levels, [t])
-        out = synthesis_fixed(cfg, x, synth_params)
-        y, uv = to_420(out)
+        if cfg.inter and t > 0:
+            pred_y = decoded_value(ys[-1][None].to(torch.float64) / 255.0)
+            pred_uv = decoded_value(torch.stack([us[-1], vs[-1]])[None].to(torch.float64) / 255.0)
+            out = synthesis_fixed(cfg, torch.cat([x, prediction_planes(pred_y, pred_uv)], dim=1), inter_params, inter=True)
+            y, uv = add_correction(out, pred_y, pred_uv)
+        else:
+            y, uv = to_420(synthesis_fixed(cfg, x, synth_params))
         ys.append(to_pixels(y[0]))
         us.append(to_pixels(uv[0, 0]))
         vs.append(to_pixels(uv[0, 1]))
@@ -407,9 +465,12 @@ def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list
 
 
 def config_from_header(header) -> CodecConfig:
-    synth = tuple(LayerSpec(out, kernel, bool(flags & 1), bool(flags & 2)) for out, kernel, flags in header.synth)
-    return CodecConfig(header.levels, tuple(header.temporal_strides), synth, header.arm_hidden, header.arm_layers, header.synth_shift, header.arm_shift)
+    def specs(layers):
+        return tuple(LayerSpec(out, kernel, bool(flags & 1), bool(flags & 2)) for out, kernel, flags in layers)
+
+    return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
+                       header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift)
 
 
-def synth_layer_tuples(cfg: CodecConfig) -> tuple[tuple[int, int, int], ...]:
-    return tuple((s.out, s.kernel, (1 if s.relu else 0) | (2 if s.residual else 0)) for s in cfg.synth)
+def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:
+    return tuple((s.out, s.kernel, (1 if s.relu else 0) | (2 if s.residual else 0)) for s in (cfg.inter_synth if inter else cfg.synth))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codec_lab.codec.model import CodecConfig, LayerSpec
 
@@ -17,6 +17,13 @@ class Preset:
     ste_lr_factor: float = 0.01  # small: with STE a latent can cross a rounding boundary the rate gradient does not see
     check_every: int = 10  # progress/time checks (the only host syncs in the loop)
     description: str = ""
+    # the inter synthesis used with prediction="previous" (see `with_prediction`)
+    inter_synth: tuple[LayerSpec, ...] = (
+        LayerSpec(16, 1, True),
+        LayerSpec(16, 1, True),
+        LayerSpec(3, 3, False),
+        LayerSpec(3, 3, False, residual=True),
+    )
 
 
 DEFAULT_CONFIG = CodecConfig()
@@ -35,6 +42,7 @@ PRESETS: dict[str, Preset] = {
         lr=5e-2,
         check_every=5,
         description="tiny network, 60 iterations: for tests only",
+        inter_synth=(LayerSpec(8, 1, True), LayerSpec(3, 3, False)),
     ),
     "fast": Preset("fast", DEFAULT_CONFIG, iterations=1200, description="CPU-affordable: 1200 iterations"),
     "medium": Preset("medium", DEFAULT_CONFIG, iterations=4000, description="4000 iterations (GPU minutes, CPU tens of minutes)"),
@@ -43,6 +51,18 @@ PRESETS: dict[str, Preset] = {
 
 DEFAULT_PRESET = "fast"
 DEFAULT_LMBDA = 1e-3
+PREDICTIONS = ("intra", "previous")
+DEFAULT_PREDICTION = "intra"
+
+
+def with_prediction(preset: Preset, prediction: str) -> Preset:
+    """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous decoded frame."""
+    from codec_lab.errors import CodecLabError
+
+    if prediction not in PREDICTIONS:
+        raise CodecLabError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
+    inter = preset.inter_synth if prediction == "previous" else ()
+    return replace(preset, config=replace(preset.config, inter_synth=inter))
 
 
 def get_preset(name: str) -> Preset:

@@ -16,7 +16,7 @@ from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
-KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds"}
+KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -25,8 +25,10 @@ LMBDA_STEP = 3.0
 class SemanticLatentCodec:
     name = "semantic_latent"
 
-    def __init__(self, preset: str = "fast", device: str = "auto", max_seconds: float | None = None, iterations: int | None = None, lmbdas=None, threads: int = 1) -> None:
+    def __init__(self, preset: str = "fast", device: str = "auto", max_seconds: float | None = None, iterations: int | None = None, lmbdas=None, threads: int = 1,
+                 prediction: str | None = None) -> None:
         self.threads = threads
+        self.prediction = prediction
         self.preset = preset
         self.device = device
         self.max_seconds = max_seconds
@@ -41,7 +43,8 @@ class SemanticLatentCodec:
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def sweep(self, clip: Clip) -> list[Settings]:
-        return [{"lmbda": lm, "preset": self.preset} for lm in self.lmbdas]
+        extra = {"prediction": self.prediction} if self.prediction else {}
+        return [{"lmbda": lm, "preset": self.preset, **extra} for lm in self.lmbdas]
 
     def beyond(self, settings: Settings, direction: str) -> Settings | None:
         if "lmbda" not in settings:
@@ -57,7 +60,7 @@ class SemanticLatentCodec:
 
         from codec_lab.codec.bitstream import SUFFIX
         from codec_lab.codec.encoder import encode_clip
-        from codec_lab.codec.presets import get_preset
+        from codec_lab.codec.presets import DEFAULT_PREDICTION, get_preset, with_prediction
 
         import torch
 
@@ -74,6 +77,7 @@ class SemanticLatentCodec:
         if "latent_levels" in settings:
             levels = int(settings["latent_levels"])
             preset = replace(preset, config=replace(preset.config, n_levels=levels, temporal_strides=(1,) * levels))
+        preset = with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)))
         max_seconds = settings.get("max_seconds", self.max_seconds)
         path = Path(f"{out_stem}{SUFFIX}")
         result = encode_clip(clip, path, lmbda=float(settings["lmbda"]), preset=preset, device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)

@@ -18,6 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("--lmbda", type=positive_float, default=None, help="rate-distortion trade-off: higher = smaller file (default 1e-3)")
     parser.add_argument("--preset", default="fast", help="training budget: test, fast (default), medium, full")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iteration count")
+    parser.add_argument("--prediction", default="intra", choices=("intra", "previous"),
+                        help="intra: every frame from its own latents (default); previous: later frames correct the previous decoded frame")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop training after about this long")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codec_lab.codec.encoder import encode_clip
-    from codec_lab.codec.presets import DEFAULT_LMBDA, get_preset
+    from codec_lab.codec.presets import DEFAULT_LMBDA, get_preset, with_prediction
     from codec_lab.metrics import bitrate_kbps, evaluate, tops_per_frame
 
     if args.threads:
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.iterations:
         preset = replace(preset, iterations=args.iterations)
+    preset = with_prediction(preset, args.prediction)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
 
     def show(p) -> None:
