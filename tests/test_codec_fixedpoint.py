@@ -6,7 +6,17 @@ import numpy as np
 import torch
 
 from codec_lab.codec import entropy
-from codec_lab.codec.model import ACT_CLAMP, ACT_FRAC, ARM_IN, CodecConfig, arm_fixed, dequantize, synthesis_fixed, table_index, up2x
+from codec_lab.codec.model import (
+    ACT_CLAMP,
+    ACT_FRAC,
+    ARM_IN,
+    CodecConfig,
+    arm_fixed,
+    dequantize,
+    synthesis_fixed,
+    table_index,
+    up2x,
+)
 
 torch.set_num_threads(1)
 

@@ -132,7 +132,12 @@ def test_header_describes_the_clip(encoded):
 
 def test_an_inter_frame_with_no_correction_is_the_previous_decoded_frame():
     """The decoder's inter path: prediction = the previous decoded frame, exactly; the network adds a correction."""
-    from codec_lab.codec.model import dequantize, level_shapes, reconstruct, synth_param_shapes
+    from codec_lab.codec.model import (
+        dequantize,
+        level_shapes,
+        reconstruct,
+        synth_param_shapes,
+    )
 
     cfg = with_prediction(TEST, "previous").config
     shapes = level_shapes(cfg, 3, 16, 16)

@@ -7,7 +7,14 @@ import io
 
 import torch
 
-from codec_lab.codec.model import ARM_IN, Arm, CodecConfig, Synthesis, level_shapes, synth_inputs
+from codec_lab.codec.model import (
+    ARM_IN,
+    Arm,
+    CodecConfig,
+    Synthesis,
+    level_shapes,
+    synth_inputs,
+)
 
 
 def _thop_macs(module: torch.nn.Module, example: torch.Tensor) -> float:

@@ -29,10 +29,10 @@ from codec_lab.codec import bitstream, entropy
 from codec_lab.codec.cost import mac_per_pixel
 from codec_lab.codec.model import (
     ARM_IN,
+    WEIGHT_INT_MAX,
     Arm,
     CodecConfig,
     Synthesis,
-    WEIGHT_INT_MAX,
     add_correction,
     arm_param_shapes,
     code_latents,

@@ -58,11 +58,15 @@ class SemanticLatentCodec:
     def encode(self, clip: Clip, settings: Settings, out_stem: Path) -> Encoded:
         from dataclasses import replace
 
+        import torch
+
         from codec_lab.codec.bitstream import SUFFIX
         from codec_lab.codec.encoder import encode_clip
-        from codec_lab.codec.presets import DEFAULT_PREDICTION, get_preset, with_prediction
-
-        import torch
+        from codec_lab.codec.presets import (
+            DEFAULT_PREDICTION,
+            get_preset,
+            with_prediction,
+        )
 
         torch.set_num_threads(self.threads)
         if "lmbda" not in settings:
