@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 3's RD benchmark on a GPU, as one prepared call (the device tool allows 600 s a call).
-#   bash benchmarks/gpu_rd.sh [OUTDIR]        SWEEP_SECONDS=360 JOBS=8 by default
+#   bash benchmarks/gpu_rd.sh [OUTDIR]        SWEEP_SECONDS=360 JOBS=8 PRESET=full PREDICTION=intra by default
 # 1. CUDA smoke test (about a minute): the pytest CUDA check, then a real clip trained on
 #    CUDA and decoded in a process that sees no GPU, compared bit for bit with the encoder.
 # 2. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48, four
@@ -12,6 +12,7 @@ OUT="${1:-${OUT:-bench-out/gpu}}"
 SWEEP_SECONDS="${SWEEP_SECONDS:-360}"
 JOBS="${JOBS:-8}"
 PRESET="${PRESET:-full}"
+PREDICTION="${PREDICTION:-intra}"
 mkdir -p "$OUT"
 [ -f .venv/bin/activate ] && . .venv/bin/activate
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/smoke.txt"
@@ -42,6 +43,6 @@ PY
 # 2. the sweep: 16 trainings in ceil(16 / JOBS) waves, each capped at its share of the time
 WAVES=$(( (16 + JOBS - 1) / JOBS ))
 CAP=$(( SWEEP_SECONDS / WAVES - 25 ))  # 25 s a point for process start, CUDA init, finalizing and decoding
-echo "sweep: $JOBS jobs, $WAVES waves, training capped at ${CAP}s a point, preset $PRESET" | tee -a "$OUT/smoke.txt"
-python benchmarks/neural_rd.py --device cuda --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 --out "$OUT/rd"
+echo "sweep: $JOBS jobs, $WAVES waves, training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION" | tee -a "$OUT/smoke.txt"
+python benchmarks/neural_rd.py --device cuda --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 --prediction "$PREDICTION" --out "$OUT/rd"
 echo "done: results in $OUT"
