@@ -129,3 +129,13 @@ def test_round_trip_of_symbols_through_the_range_coder():
 
 
 CHECKSUM = 232591926  # pinned: a change here means files written before no longer decode
+
+
+def test_the_prediction_of_an_8_bit_value_is_exact():
+    """Inter frames see k/255 on the 2**-12 grid: one IEEE division, equal to the integer formula for every k."""
+    from codec_lab.codec.model import decoded_value
+
+    k = torch.arange(256, dtype=torch.int64)
+    exact = torch.div(k * 8192 + 255, 510, rounding_mode="floor").to(torch.float64) / 4096
+    assert torch.equal(decoded_value(k.to(torch.float64) / 255.0), exact)
+    assert torch.equal(decoded_value(k.to(torch.float32) / 255.0).double(), exact)  # training's float32 chain agrees

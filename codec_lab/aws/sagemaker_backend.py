@@ -19,7 +19,7 @@ from typing import Any
 
 from codec_lab.aws.lab import failure_reason, result_from_artifacts
 from codec_lab.aws.payloads import ExperimentTask
-from codec_lab.aws.s3uri import S3Uri, jobs_prefix, plan_prefix
+from codec_lab.aws.s3uri import S3Uri, TMP, jobs_prefix, plan_prefix
 from codec_lab.errors import CodecLabError
 
 
@@ -55,8 +55,12 @@ def _client(name: str, settings: BackendSettings, client: Any | None) -> Any:
 
 
 def upload_video(path: Path, video_id: str, settings: BackendSettings, *, s3: Any | None = None) -> str:
-    """Put the local video under uploads/local/<video id>/ and return its s3:// URI."""
-    key = f"uploads/local/{video_id}/{Path(path).name}"
+    """Put the local video under tmp/local/<video id>/ and return its s3:// URI.
+
+    Not under uploads/: everything there starts the cloud pipeline (or is recorded as rejected).
+    tmp/ is readable by the job role and expires, and this copy is only the jobs' input.
+    """
+    key = f"{TMP}local/{video_id}/{Path(path).name}"
     _client("s3", settings, s3).upload_file(str(path), settings.bucket, key)
     return str(S3Uri(settings.bucket, key))
 

@@ -130,11 +130,13 @@ class LatentModel(nn.Module):
         # later frames drifted down by ~1 dB a frame on N06.)
         if frames != list(range(len(frames))):
             raise ValueError("inter frames are rendered as a chain from frame 0")
-        y, uv = to_420(self.synth(x[:1]))
+        # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
+        # be up to 2 levels away from the decoder's chain.
+        y, uv = to_420(self.synth(x[:1]).float())
         ys, uvs = [y], [uv]
         for t in range(1, len(frames)):
             pred_y, pred_uv = (v + (decoded_value(v.detach()) - v).detach() for v in (ys[-1], uvs[-1]))
-            out = self.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1))
+            out = self.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y, uv = add_correction(out, pred_y, pred_uv)
             ys.append(y)
             uvs.append(uv)

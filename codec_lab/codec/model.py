@@ -105,6 +105,7 @@ class CodecConfig:
             "arm": f"{ARM_IN}-" + "-".join([str(self.arm_hidden)] * self.arm_layers) + "-2",
             "synth_step": f"2^-{self.synth_shift}",
             "arm_step": f"2^-{self.arm_shift}",
+            **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
         }
 
 

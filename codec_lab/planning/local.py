@@ -10,6 +10,7 @@ trials before asking for `n` new ones. Same seed + same history = same plans.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import warnings
@@ -343,9 +344,14 @@ def _sample(spec: ParamSpec, rng: random.Random) -> Any:
 
 
 def local_planner(space: SearchSpace | None = None, *, seed: int = 0) -> LocalPlanner:
-    """`LocalPlanner` (TPE) where optuna is installed, else `RandomSearchPlanner`."""
+    """`LocalPlanner` (TPE) where optuna is installed, else `RandomSearchPlanner` (said in the log)."""
+    import importlib.util
+
     try:
-        import optuna  # noqa: F401
-    except ImportError:
-        return RandomSearchPlanner(space, seed=seed)
-    return LocalPlanner(space, seed=seed)
+        installed = importlib.util.find_spec("optuna") is not None
+    except (ImportError, ValueError):  # blocked, or a None entry in sys.modules
+        installed = False
+    if installed:
+        return LocalPlanner(space, seed=seed)
+    logging.getLogger(__name__).warning("optuna is not installed: the local planner is seeded random search, not TPE")
+    return RandomSearchPlanner(space, seed=seed)

@@ -25,7 +25,7 @@ def test_submit_then_wait_for_a_completed_job():
         s3s.add_response("put_object", {}, {"Bucket": "lab-bucket", "Key": "runs/vid/plans/vid:r1:p0/plan.json",
                                             "Body": ANY, "ContentType": "application/json"})
         sms.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}, None)
-        job = submit_experiment(PLAN, "s3://lab-bucket/uploads/local/vid/clip.mp4", SETTINGS, s3=s3, sagemaker=sm)
+        job = submit_experiment(PLAN, "s3://lab-bucket/tmp/local/vid/clip.mp4", SETTINGS, s3=s3, sagemaker=sm)
         assert JOB_NAME.match(job.job_name)
         sms.add_response("describe_training_job", {**_described("InProgress", job.job_name)}, {"TrainingJobName": job.job_name})
         sms.add_response("describe_training_job", {**_described("Completed", job.job_name),
@@ -75,7 +75,7 @@ def test_executor_uploads_once_submits_each_plan_and_writes_results(tmp_path, mo
     sm, s3 = boto3.client("sagemaker", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
     uploads = []
     monkeypatch.setattr(backend, "_client", lambda name, _settings, client: {"s3": s3, "sagemaker": sm}[name])
-    monkeypatch.setattr(backend, "upload_video", lambda path, vid, st, s3=None: uploads.append(path) or f"s3://lab-bucket/uploads/local/{vid}/a.mp4")
+    monkeypatch.setattr(backend, "upload_video", lambda path, vid, st, s3=None: uploads.append(path) or f"s3://lab-bucket/tmp/local/{vid}/a.mp4")
     artifacts = {"S3ModelArtifacts": "s3://lab-bucket/runs/vid/jobs/x/output/model.tar.gz"}
     with Stubber(sm) as sms, Stubber(s3) as s3s:
         s3s.add_response("put_object", {}, {"Bucket": "lab-bucket", "Key": ANY, "Body": ANY, "ContentType": "application/json"})
@@ -88,3 +88,19 @@ def test_executor_uploads_once_submits_each_plan_and_writes_results(tmp_path, mo
     (plan, result), = results
     assert plan.plan_id == PLAN.plan_id and result.status == "succeeded" and result.timings["gpu"] == 42
     assert (tmp_path / "experiments" / PLAN.plan_id / "result.json").exists()
+
+
+def test_the_local_video_goes_to_tmp_not_uploads(tmp_path):
+    """Anything under uploads/ starts the cloud pipeline: the backend's own copy must not land there."""
+    from moto import mock_aws
+
+    from codec_lab.aws.sagemaker_backend import upload_video
+
+    clip = tmp_path / "clip.yuv"
+    clip.write_bytes(b"\0" * 64)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lab-bucket")
+        uri = upload_video(clip, "vid", SETTINGS, s3=s3)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lab-bucket")["Contents"]]
+    assert uri == "s3://lab-bucket/tmp/local/vid/clip.yuv" and keys == ["tmp/local/vid/clip.yuv"]
