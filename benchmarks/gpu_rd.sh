@@ -8,16 +8,17 @@
 # 1. Preflight (seconds): the clips are there, the packages import, CUDA is seen.
 # 2. Smoke (about a minute): pytest's CUDA test (a CUDA-trained file decoded by a process that
 #    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
-#    CPU and compared bit for bit with the encoder's reconstruction; ms per iteration.
+#    CPU and compared bit for bit with the encoder's reconstruction; then seconds per iteration
+#    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), fp32/TF32 and bf16.
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
 #    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
 #    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
-# Results: OUT/smoke.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel).
-# Knobs: SWEEP_SECONDS=270 JOBS=16 PRESET=full PREDICTION=intra DEVICE=cuda (DEVICE=cpu: a dry run).
+# Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel).
+# Knobs: SWEEP_SECONDS=240 JOBS=16 PRESET=full PREDICTION=intra DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
-SWEEP_SECONDS="${SWEEP_SECONDS:-270}"
+SWEEP_SECONDS="${SWEEP_SECONDS:-240}"
 JOBS="${JOBS:-16}"
 PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-intra}"
@@ -73,6 +74,41 @@ for prediction in ("intra", "previous"):
     print(f"{prediction}: {device}-trained file decoded on the CPU equals the encoder's reconstruction: {exact}; "
           f"same file twice: {same}; {s_it * 1000:.1f} ms/iteration ({s_it / 8 * 1000:.2f} ms/iteration/frame, Foreman QCIF 8 frames)")
     assert exact
+PY
+
+# 2b. training speed at 352x288 and 1920x1080 (random frames: speed does not depend on content)
+"$PY" - "$DEVICE" <<'PY' | tee "$OUT/speed.txt"
+import json, sys, time, torch
+from codec_lab.codec.encoder import LatentModel, _distortion
+from codec_lab.codec.model import level_shapes
+from codec_lab.codec.presets import PRESETS
+cfg, dev = PRESETS["full"].config, torch.device(sys.argv[1])
+if dev.type == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
+sizes = [(352, 288, 30), (1920, 1080, 1), (1920, 1080, 4)] if dev.type == "cuda" else [(352, 288, 2)]
+for (w, h, t) in sizes:
+    for amp in ((False, True) if dev.type == "cuda" else (False,)):
+        torch.manual_seed(0)
+        m = LatentModel(cfg, level_shapes(cfg, t, h, w)).to(dev)
+        y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
+        opt, frames = torch.optim.Adam(m.parameters(), 1e-2), list(range(t))
+        def step():
+            qs = m.quantized(True, 0.2, 1.0)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                yh, uvh = m.render(qs, frames)
+            loss = _distortion(yh.float(), uvh.float(), y, uv) + 1e-3 * m.rate_bits(qs) / y.numel()
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        for _ in range(3): step()
+        sync(); n = 15; start = time.perf_counter()
+        for _ in range(n): step()
+        sync(); sec = (time.perf_counter() - start) / n
+        peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
+        print(json.dumps({"size": f"{w}x{h}", "frames": t, "bf16": amp, "s_per_iteration": round(sec, 4),
+                          "s_per_iteration_per_frame": round(sec / t, 4), "peak_gib": round(peak, 2)}), flush=True)
+        del m, opt
+        if dev.type == "cuda":
+            torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
 PY
 
 # 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time

@@ -169,7 +169,7 @@ def test_cli_encode_then_decode(tmp_path):
     assert main(["decode", str(bad), "-o", str(tmp_path / "bad.y4m")]) == 2  # damaged .clv: a one-line user error
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run benchmarks/gpu_smoke.sh on the GPU machine)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_rd.sh runs it on the GPU machine)")
 def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path):
     clip = synthetic_clip(frames=3)
     result = encode_clip(clip, tmp_path / "cuda.clv", lmbda=1e-3, preset=TEST, device="cuda")
