@@ -238,21 +238,19 @@ def _weight_bits(ints: list[torch.Tensor]) -> int:
 
 
 @torch.no_grad()
-def _choose_synth_shift(model: LatentModel, net: nn.Module, qs: list[torch.Tensor], y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> int:
-    """The weight step of one synthesis network by D + lmbda * R, the other networks unquantized."""
-    pixels = float(y.numel())
-    frames = list(range(y.shape[0]))
+def _best_shift(net: nn.Module, shifts: tuple[int, ...], cost: Callable[[list[torch.Tensor]], float]) -> int:
+    """The weight step 2**-shift of `net` that minimises cost(integer weights), evaluated with `net`
+    holding the quantized weights; `net` gets its float weights back."""
     params = list(net.parameters())
     saved = [p.detach().clone() for p in params]
-    best, best_cost = SYNTH_SHIFTS[0], float("inf")
-    for shift in SYNTH_SHIFTS:
+    best, best_cost = shifts[0], float("inf")
+    for shift in shifts:
         ints = _quantize(saved, shift)
         for p, q in zip(params, dequantize(ints, shift)):
             p.copy_(q.float())
-        y_hat, uv_hat = model.render(qs, frames)
-        cost = float(_distortion(y_hat, uv_hat, y, uv)) + lmbda * _weight_bits(ints) / pixels
-        if cost < best_cost:
-            best, best_cost = shift, cost
+        value = cost(ints)
+        if value < best_cost:
+            best, best_cost = shift, value
     for p, q in zip(params, saved):
         p.copy_(q)
     return best
@@ -260,24 +258,21 @@ def _choose_synth_shift(model: LatentModel, net: nn.Module, qs: list[torch.Tenso
 
 @torch.no_grad()
 def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> tuple[int, int, int]:
-    """Pick each network's weight step (synthesis, ARM, inter synthesis) by D + lmbda * R."""
+    """Each network's weight step (synthesis, ARM, inter synthesis) by D + lmbda * R, one network at a time."""
     pixels = float(y.numel())
+    frames = list(range(y.shape[0]))
     qs = [torch.round(lat.detach()) for lat in model.latents]
-    best_s = _choose_synth_shift(model, model.synth, qs, y, uv, lmbda)
-    best_i = _choose_synth_shift(model, model.inter, qs, y, uv, lmbda) if model.inter is not None else 0
-    arm_params = list(model.arm.parameters())
-    saved_a = [p.detach().clone() for p in arm_params]
 
-    best_a, best_cost = ARM_SHIFTS[0], float("inf")
-    for shift in ARM_SHIFTS:
-        ints = _quantize(saved_a, shift)
-        for p, q in zip(arm_params, dequantize(ints, shift)):
-            p.copy_(q.float())
-        cost = lmbda * (float(model.rate_bits(qs)) + _weight_bits(ints)) / pixels
-        if cost < best_cost:
-            best_a, best_cost = shift, cost
-    for p, q in zip(arm_params, saved_a):
-        p.copy_(q)
+    def synthesis_cost(ints: list[torch.Tensor]) -> float:
+        y_hat, uv_hat = model.render(qs, frames)
+        return float(_distortion(y_hat, uv_hat, y, uv)) + lmbda * _weight_bits(ints) / pixels
+
+    def arm_cost(ints: list[torch.Tensor]) -> float:
+        return lmbda * (float(model.rate_bits(qs)) + _weight_bits(ints)) / pixels
+
+    best_s = _best_shift(model.synth, SYNTH_SHIFTS, synthesis_cost)
+    best_i = _best_shift(model.inter, SYNTH_SHIFTS, synthesis_cost) if model.inter is not None else 0
+    best_a = _best_shift(model.arm, ARM_SHIFTS, arm_cost)
     return best_s, best_a, best_i
 
 
