@@ -104,10 +104,14 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, clip_file):
     assert run.returncode == 2 and "cannot be used as the output folder" in run.stderr
 
 
-def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path):
+@pytest.mark.parametrize("prediction", ["intra", "previous"])
+def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path, prediction):
+    from codec_lab.codec import bitstream
+
     clip = write_clip(synthetic_clip(frames=2, width=32, height=32), tmp_path / "small.y4m")
     out = tmp_path / "out"
-    run = cli("bench", clip, "--codecs", "semantic_latent,x264", "--neural-preset", "test", "--out", out, "--no-ms-ssim")
+    run = cli("bench", clip, "--codecs", "semantic_latent,x264", "--neural-preset", "test", "--out", out, "--no-ms-ssim",
+              "--neural-prediction", prediction)
     assert run.returncode == 0, run.stderr[-1500:]
     results = load_results(out / "results.json")
     neural = [p for p in results.points if p.codec == "semantic_latent"]
@@ -115,6 +119,8 @@ def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path):
     for p in neural:
         assert p.payload_bytes == p.file_bytes == Path(p.path).stat().st_size  # the whole .clv is payload
         assert p.mac_per_pixel and p.tops_per_frame and p.estimated_kbps
+        assert p.settings.get("prediction", "intra") == prediction
+        assert bool(bitstream.parse_file(Path(p.path).read_bytes()).header.inter_synth) == (prediction == "previous")
     assert "semantic_latent" in results.bd_rate and "x264" in {p.codec for p in results.points}
 
 

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     parser.add_argument("--av1-preset", type=int, default=6, choices=range(0, 14), metavar="0-13", help="SVT-AV1 preset (default 6)")
     parser.add_argument("--neural-preset", default="fast", help="semantic_latent training preset: test, fast (default), medium, full")
     parser.add_argument("--neural-max-seconds", type=float, help="cap on each semantic_latent training, in seconds")
+    parser.add_argument("--neural-prediction", choices=["intra", "previous"], default="intra",
+                        help="semantic_latent frames: intra (default) or predicted from the previous decoded frame (experimental)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where semantic_latent trains")
     parser.add_argument("--kbps", help="target bitrates instead of the CRF sweep, e.g. 1000 or 500,1000 (two-pass x264/x265, VBR SVT-AV1)")
     parser.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (about 1 s per 1080p frame)")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(codecs=codecs, av1_preset=args.av1_preset, targets=targets_from_args(args), with_ms_ssim=not args.no_ms_ssim,
                          target_kbps=parse_kbps(args.kbps) if args.kbps else [],
                          codec_options={"semantic_latent": {"preset": args.neural_preset, "max_seconds": args.neural_max_seconds,
-                                                            "device": args.device}})
+                                                            "device": args.device, "prediction": args.neural_prediction}})
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
