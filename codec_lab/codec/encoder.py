@@ -52,6 +52,7 @@ from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
 YUV_WEIGHTS = (6.0 / 8.0, 1.0 / 8.0, 1.0 / 8.0)
+INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains frame 0 alone
 SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
 ARM_SHIFTS = (5, 6, 7, 8, 9, 10)
 
@@ -195,9 +196,12 @@ def train(
         temperature = 0.3 - 0.2 * progress_in_noise
         amplitude = 1.0
         qs = model.quantized(noise, temperature, amplitude)
+        # With inter frames, frame 0 trains alone first (as an I-frame before its P-frames): trained
+        # with the chain from the start it settles ~1.4 dB lower and the later frames with it.
+        shown = frames[:1] if model.inter is not None and it < INTRA_WARMUP * noise_end else frames
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
-            y_hat, uv_hat = model.render(qs, frames)
-        dist = _distortion(y_hat.float(), uv_hat.float(), y, uv)
+            y_hat, uv_hat = model.render(qs, shown)
+        dist = _distortion(y_hat.float(), uv_hat.float(), y[: len(shown)], uv[: len(shown)])
         bits = model.rate_bits(qs)
         loss = dist + lmbda * bits / pixels
         opt.zero_grad(set_to_none=True)
