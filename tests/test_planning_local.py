@@ -4,8 +4,20 @@
 import pytest
 
 from codec_lab.contracts import Budget, ExperimentPlan, ExperimentRecord, Targets
-from codec_lab.planning import LocalPlanner, PlannerSettings, RandomSearchPlanner, budget_left, make_planner, record_score
-from codec_lab.planning.samples import failed_result, sample_profile, sample_result, sample_video
+from codec_lab.planning import (
+    LocalPlanner,
+    PlannerSettings,
+    RandomSearchPlanner,
+    budget_left,
+    make_planner,
+    record_score,
+)
+from codec_lab.planning.samples import (
+    failed_result,
+    sample_profile,
+    sample_result,
+    sample_video,
+)
 from codec_lab.planning.space import default_search_space
 
 AV1_ONLY = default_search_space().only(["av1"])

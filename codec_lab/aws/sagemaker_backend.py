@@ -19,7 +19,7 @@ from typing import Any
 
 from codec_lab.aws.lab import failure_reason, result_from_artifacts
 from codec_lab.aws.payloads import ExperimentTask
-from codec_lab.aws.s3uri import S3Uri, TMP, jobs_prefix, plan_prefix
+from codec_lab.aws.s3uri import TMP, S3Uri, jobs_prefix, plan_prefix
 from codec_lab.errors import CodecLabError
 
 

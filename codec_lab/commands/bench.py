@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from codec_lab.commands._common import add_input_options, add_target_options, read_input, targets_from_args
+from codec_lab.commands._common import (
+    add_input_options,
+    add_target_options,
+    read_input,
+    targets_from_args,
+)
 
 
 def register(subparsers) -> None:
@@ -30,7 +35,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from codec_lab.bench import BenchConfig, BenchProgress, run_bench
     from codec_lab.codecs import parse_codec_list

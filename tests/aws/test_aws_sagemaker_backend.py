@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 
 import boto3
+from awslab_testing import model_tarball
 from botocore.stub import ANY, Stubber
 
-from awslab_testing import model_tarball
 from codec_lab.aws.payloads import JOB_NAME
-from codec_lab.aws.sagemaker_backend import BackendSettings, submit_experiment, training_job_request, wait_for_result
+from codec_lab.aws.sagemaker_backend import (
+    BackendSettings,
+    submit_experiment,
+    training_job_request,
+    wait_for_result,
+)
 from codec_lab.contracts import ExperimentPlan
 from codec_lab.planning.samples import sample_result
 
