@@ -35,7 +35,7 @@ device: the decoder's output is a function of the file alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -89,8 +89,6 @@ class CodecConfig:
         return bool(self.inter_synth)
 
     def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
-        from dataclasses import replace
-
         return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
 
     def describe(self) -> dict:
