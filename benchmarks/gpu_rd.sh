@@ -63,7 +63,7 @@ from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.decoder import decode_file
 from codec_lab.codec.presets import PRESETS, with_prediction
 clip, out, device = read_clip(sys.argv[1], frames=8), sys.argv[2], sys.argv[3]
-for prediction in ("intra", "previous"):
+for prediction in ("intra", "previous", "motion"):
     preset = with_prediction(replace(PRESETS["fast"], iterations=200), prediction)
     res = encode_clip(clip, f"{out}/foreman_{prediction}.clv", lmbda=6e-4, preset=preset, device=device)
     again = encode_clip(clip, f"{out}/foreman_{prediction}_again.clv", lmbda=6e-4, preset=preset, device=device)

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode
 
 
-@pytest.fixture(scope="module", params=["intra", "previous"])
+@pytest.fixture(scope="module", params=["intra", "previous", "motion"])
 def good_file(request, tmp_path_factory) -> bytes:
     clip = synthetic_clip(frames=2, height=32, width=32)
     path = tmp_path_factory.mktemp("bs") / "good.clv"
@@ -100,12 +100,12 @@ def test_section_length_past_the_end(good_file):
 def test_absurd_sizes_are_refused_before_allocating(good_file):
     parsed = bitstream.parse_file(good_file)
     huge = replace(parsed.header, width=8192, height=8192, frames=10000)
-    data = bitstream.write_file(huge, parsed.weights, parsed.latents)
+    data = bitstream.write_file(huge, parsed.weights, parsed.latents, parsed.motion)
     with pytest.raises(BitstreamError, match="cap"):
         decode_bytes(data)
     # within the pixel cap but far more latents than the section could hold
     big = replace(parsed.header, width=4000, height=4000, frames=10)
-    data = bitstream.write_file(big, parsed.weights, parsed.latents)
+    data = bitstream.write_file(big, parsed.weights, parsed.latents, parsed.motion)
     with pytest.raises(BitstreamError, match="cannot hold"):
         decode_bytes(data)
     with pytest.raises(BitstreamError, match="frame size"):
@@ -124,7 +124,7 @@ def test_hostile_network_shapes(good_file):
         replace(parsed.header, synth_shift=40),
     ):
         with pytest.raises(BitstreamError):
-            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents))
+            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
 def test_hostile_inter_networks(good_file):
@@ -136,29 +136,31 @@ def test_hostile_inter_networks(good_file):
         (replace(parsed.header, inter_shift=40), "inter weight shift"),
     ):
         with pytest.raises(BitstreamError, match=message):
-            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents))
+            decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
-def test_version_1_files_still_decode(tmp_path):
-    """Version 1 (all-intra, before inter frames) has no inter fields: the same frames come out."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions_still_decode(tmp_path, version):
+    """Version 1 (all-intra) lacks the inter fields, version 2 the motion field and section: the same frames come out."""
     path = tmp_path / "intra.clv"
     encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=replace(PRESETS["test"], iterations=5))
     good_file = path.read_bytes()
     parsed = bitstream.parse_file(good_file)
-    assert not parsed.header.inter_synth
-    body = bitstream.pack_header(parsed.header)[:-2]  # without "0 inter layers" and the inter shift
-    v1 = bitstream.MAGIC + struct.pack(">BH", 1, len(body)) + body
-    v1 += struct.pack(">I", len(parsed.weights)) + parsed.weights + struct.pack(">I", len(parsed.latents)) + parsed.latents
-    v1 += struct.pack(">I", zlib.crc32(v1) & 0xFFFFFFFF)
-    old, new = decode_bytes(v1).clip, decode_bytes(good_file).clip
-    assert all((getattr(old, p) == getattr(new, p)).all() for p in "yuv")
+    assert not parsed.header.inter_synth and not parsed.header.motion_block
+    # version 3 ends the header with: 0 inter layers, the inter shift, the motion block size
+    body = bitstream.pack_header(parsed.header)[: -3 if version == 1 else -1]
+    old = bitstream.MAGIC + struct.pack(">BH", version, len(body)) + body
+    old += struct.pack(">I", len(parsed.weights)) + parsed.weights + struct.pack(">I", len(parsed.latents)) + parsed.latents
+    old += struct.pack(">I", zlib.crc32(old) & 0xFFFFFFFF)
+    before, now = decode_bytes(old).clip, decode_bytes(good_file).clip
+    assert all((getattr(before, p) == getattr(now, p)).all() for p in "yuv")
 
 
 def test_wider_network_than_the_weights_section(good_file):
     parsed = bitstream.parse_file(good_file)
     wide = replace(parsed.header, synth=((64, 1, 1), (64, 3, 1), (3, 3, 0)))
     with pytest.raises(BitstreamError, match="weights"):
-        decode_bytes(bitstream.write_file(wide, parsed.weights, parsed.latents))
+        decode_bytes(bitstream.write_file(wide, parsed.weights, parsed.latents, parsed.motion))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

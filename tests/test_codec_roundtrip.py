@@ -21,9 +21,9 @@ torch.set_num_threads(1)
 TEST = PRESETS["test"]
 
 
-@pytest.fixture(scope="module", params=["intra", "previous"])
+@pytest.fixture(scope="module", params=["intra", "previous", "motion"])
 def encoded(request, tmp_path_factory):
-    """Every test that takes it runs on both kinds of file: all frames intra, and frames predicted from the previous one."""
+    """Every test that takes it runs on each kind of file: all frames intra, frames predicted from the previous one, and from it moved by motion vectors."""
     clip = synthetic_clip(frames=3)
     path = tmp_path_factory.mktemp("enc") / "clip.clv"
     preset = with_prediction(TEST, request.param)
@@ -170,9 +170,10 @@ def test_cli_encode_then_decode(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_rd.sh runs it on the GPU machine)")
-def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path):
+@pytest.mark.parametrize("prediction", ["intra", "previous", "motion"])
+def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path, prediction):
     clip = synthetic_clip(frames=3)
-    result = encode_clip(clip, tmp_path / "cuda.clv", lmbda=1e-3, preset=TEST, device="cuda")
+    result = encode_clip(clip, tmp_path / "cuda.clv", lmbda=1e-3, preset=with_prediction(TEST, prediction), device="cuda")
     proc = subprocess.run([sys.executable, "-m", "codec_lab.cli", "decode", str(result.path), "-o", str(tmp_path / "r.y4m")],
                           capture_output=True, text=True, env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 0, proc.stderr

@@ -20,12 +20,13 @@ def test_latent_levels_reach_the_bitstream(tmp_path):
 def test_prediction_reaches_the_bitstream_and_nonsense_is_refused(tmp_path):
     codec = get_codec("semantic_latent", preset="test")
     clip = synthetic_clip(frames=2, width=48, height=32)
-    inter = codec.encode(clip, {"lmbda": 1e-3, "iterations": 5, "prediction": "previous"}, tmp_path / "p")
-    intra = codec.encode(clip, {"lmbda": 1e-3, "iterations": 5}, tmp_path / "i")
-    assert bitstream.parse_file(inter.path.read_bytes()).header.inter_synth
-    assert not bitstream.parse_file(intra.path.read_bytes()).header.inter_synth
-    with pytest.raises(CodecLabError, match="unknown prediction 'motion'; choose from intra, previous"):
-        codec.encode(clip, {"lmbda": 1e-3, "prediction": "motion"}, tmp_path / "m")
+    headers = {p: bitstream.parse_file(codec.encode(clip, {"lmbda": 1e-3, "iterations": 5, "prediction": p}, tmp_path / p).path.read_bytes()).header
+               for p in ("intra", "previous", "motion")}
+    assert not headers["intra"].inter_synth and not headers["intra"].motion_block
+    assert headers["previous"].inter_synth and not headers["previous"].motion_block
+    assert headers["motion"].inter_synth and headers["motion"].motion_block in (8, 16)
+    with pytest.raises(CodecLabError, match="unknown prediction 'optical-flow'; choose from intra, previous, motion"):
+        codec.encode(clip, {"lmbda": 1e-3, "prediction": "optical-flow"}, tmp_path / "m")
 
 
 def test_every_searchable_parameter_is_one_the_codec_takes(tmp_path):

@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (2; version 1 files, which lack the inter fields, still decode)
+    4       1     format version (3; versions 1 and 2, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -13,10 +13,13 @@ Layout (all integers big-endian):
                   ARM hidden width u8, ARM hidden layers u8,
                   synthesis weight shift u8, ARM weight shift u8,
                   [version 2] inter synthesis layers u8 (0: every frame intra), per layer
-                  (out u8, kernel u8, flags u8), inter weight shift u8
+                  (out u8, kernel u8, flags u8), inter weight shift u8,
+                  [version 3] motion block size u8 (0: no motion vectors)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: 4-bit order k, then the values),
                   synthesis, then inter synthesis, then ARM
+    ...     4+M   [version 3] motion section: length u32, then (with a motion block size)
+                  the inter frames' motion fields (see `motion.py`); empty otherwise
     ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
     end-4   4     CRC-32 of every byte before it
 
@@ -37,7 +40,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -53,6 +57,7 @@ MAX_FPS = 1000
 DEFAULT_MAX_PIXELS = 1 << 28  # frames x width x height the decoder agrees to produce
 EG_MAX_ZEROS = 20
 WEIGHT_LIMIT = (1 << 15) - 1
+MOTION_BLOCKS = (4, 8, 16, 32)  # the block sizes `motion.py` may use
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Header:
     arm_shift: int
     inter_synth: tuple[tuple[int, int, int], ...] = ()  # empty: every frame intra
     inter_shift: int = 0
+    motion_block: int = 0  # 0: no motion vectors
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -83,6 +89,7 @@ class Parsed:
     weights: bytes
     latents: bytes
     file_bytes: int
+    motion: bytes = b""
 
 
 def pack_header(h: Header) -> bytes:
@@ -91,13 +98,14 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">B", h.inter_shift)
+    return body + struct.pack(">BB", h.inter_shift, h.motion_block)
 
 
-def write_file(header: Header, weights: bytes, latents: bytes) -> bytes:
+def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
     body = pack_header(header)
     data = MAGIC + struct.pack(">BH", VERSION, len(body)) + body
-    data += struct.pack(">I", len(weights)) + weights + struct.pack(">I", len(latents)) + latents
+    data += struct.pack(">I", len(weights)) + weights + struct.pack(">I", len(motion)) + motion
+    data += struct.pack(">I", len(latents)) + latents
     return data + struct.pack(">I", zlib.crc32(data) & 0xFFFFFFFF)
 
 
@@ -158,9 +166,14 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         inter_synth = _layers(r, n_inter, levels + 3, "inter synthesis") if n_inter else ()
         (inter_shift,) = r.unpack(">B")
         _check(inter_shift <= MAX_SHIFT, f"inter weight shift {inter_shift} above {MAX_SHIFT}")
+    motion_block = 0
+    if version >= 3:
+        (motion_block,) = r.unpack(">B")
+        _check(motion_block in (0, *MOTION_BLOCKS), f"motion block size {motion_block} is not one of 0, {', '.join(map(str, MOTION_BLOCKS))}")
+        _check(not motion_block or inter_synth, "motion vectors without an inter synthesis")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
-                  synth_shift, arm_shift, inter_synth, inter_shift)
+                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block)
 
 
 def parse_file(data: bytes) -> Parsed:
@@ -171,7 +184,7 @@ def parse_file(data: bytes) -> Parsed:
     (version,) = r.unpack(">B")
     if version > VERSION:
         raise BitstreamError(f"file format version {version} is newer than this codec-lab reads ({VERSION}); upgrade codec-lab")
-    _check(version in (1, VERSION), f"unknown file format version {version}")
+    _check(version in READABLE_VERSIONS, f"unknown file format version {version}")
     if len(data) < 11:
         raise BitstreamError(f"file is truncated: {len(data)} bytes")
     (stored_crc,) = struct.unpack(">I", data[-4:])
@@ -183,10 +196,16 @@ def parse_file(data: bytes) -> Parsed:
     header = parse_header(r.take(header_len), version)
     (wlen,) = r.unpack(">I")
     weights = r.take(wlen)
+    motion = b""
+    if version >= 3:
+        (mlen,) = r.unpack(">I")
+        motion = r.take(mlen)
+        _check(bool(motion) == bool(header.motion_block and header.frames > 1),
+               f"a motion section of {mlen} bytes does not fit a header with motion block {header.motion_block} and {header.frames} frames")
     (llen,) = r.unpack(">I")
     latents = r.take(llen)
     _check(r.pos == len(r.data), f"{len(r.data) - r.pos} unexpected bytes after the last section")
-    return Parsed(header, weights, latents, len(data))
+    return Parsed(header, weights, latents, len(data), motion)
 
 
 # --------------------------------------------------------------------------- weights (signed exp-Golomb)

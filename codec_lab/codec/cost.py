@@ -17,6 +17,9 @@ from codec_lab.codec.model import (
 )
 
 
+MOTION_MACS = 4.0 + 2 * 4.0 / 4
+
+
 def _thop_macs(module: torch.nn.Module, example: torch.Tensor) -> float:
     import thop
 
@@ -37,13 +40,15 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
     - inter frames (configs with an inter synthesis): the inter network instead of the intra one,
       plus bringing the predicted chroma up x2 (3 MACs x 2 channels per luma pixel). The figure is
       that of the costlier kind of frame: the decoder's budget is per frame.
+    - motion compensation (configs with a motion block): a 4-tap bilinear per predicted sample,
+      4 MACs per luma pixel plus 4 x 2 chroma planes at a quarter of the pixels.
     """
     ph, pw = height + height % 2, width + width % 2
     probe = 32
     synth = _thop_macs(Synthesis(cfg), torch.zeros(1, cfg.n_levels, probe, probe)) / (probe * probe)
     if cfg.inter:
         inter = _thop_macs(Synthesis(cfg, inter=True), torch.zeros(1, synth_inputs(cfg, True), probe, probe)) / (probe * probe)
-        synth = max(synth, inter + 6.0)
+        synth = max(synth, inter + 6.0 + (MOTION_MACS if cfg.motion_block else 0.0))
     arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, ARM_IN))
     shapes = level_shapes(cfg, frames, ph, pw)
     latents_per_pixel = sum(t * h * w for t, h, w in shapes) / (frames * ph * pw)

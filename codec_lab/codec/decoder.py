@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from codec_lab.codec import bitstream, entropy
+from codec_lab.codec import bitstream, entropy, motion
 from codec_lab.codec.model import (
     arm_param_shapes,
     code_latents,
@@ -59,9 +59,12 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS)
     synth_params = dequantize(ints[:n_synth], cfg.synth_shift)
     inter_params = dequantize(ints[n_synth : n_synth + n_inter], cfg.inter_shift)
     arm_params = dequantize(ints[n_synth + n_inter :], cfg.arm_shift)
+    fields = None
+    if cfg.motion_block and header.frames > 1:
+        fields = motion.decode_fields(parsed.motion, header.frames - 1, motion.grid(height, width, cfg.motion_block))
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents))
-        y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params)
+        y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)
     clip = Clip(y, u, v, header.fps).cropped(header.height, header.width)
     return Decoded(clip, header, parsed.file_bytes, time.monotonic() - start)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from codec_lab.codec import bitstream, entropy
+from codec_lab.codec import bitstream, entropy, motion
 from codec_lab.codec.cost import mac_per_pixel
 from codec_lab.codec.model import (
     ARM_IN,
@@ -92,10 +92,28 @@ def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
     return m + torch.tanh(alpha * (x - m)) / (2.0 * math.tanh(alpha / 2.0))
 
 
+def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """`value` forward, the identity's gradient backward."""
+    return x + (value - x).detach()
+
+
+def _ste_prediction(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field: torch.Tensor | None):
+    """The decoder's prediction of an inter frame from the previous frame's training output, with a
+    straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point)."""
+    if cfg.motion_block:
+        ref_y, ref_uv = (_straight_through(255.0 * v, torch.floor(torch.clamp(v.detach(), 0.0, 1.0) * 255.0 + 0.5)) for v in (prev_y, prev_uv))
+        taps = motion.frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1], dtype=prev_y.dtype)
+        prev_y, prev_uv = (_straight_through(s, torch.floor(s.detach() + 0.5)) / 255.0
+                           for s in (motion.weighted_sum(ref, t) / t.norm for ref, t in zip((ref_y, ref_uv), taps)))
+    return tuple(_straight_through(v, decoded_value(v.detach())) for v in (prev_y, prev_uv))
+
+
 class LatentModel(nn.Module):
-    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]]) -> None:
+    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: list[np.ndarray] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        for t, vectors in enumerate(fields or []):  # buffers: they follow the model to its device
+            self.register_buffer(f"field_{t}", torch.from_numpy(np.asarray(vectors, dtype=np.int64)), persistent=False)
         self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
@@ -121,6 +139,10 @@ class LatentModel(nn.Module):
             total = total + laplace_bits(qs[level].reshape(-1), mu, log2_scale).sum()
         return total
 
+    def field(self, t: int) -> torch.Tensor | None:
+        """The motion vectors of frame t >= 1 (None without motion)."""
+        return getattr(self, f"field_{t - 1}") if self.cfg.motion_block else None
+
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         x = upsample_levels(self.cfg, qs, frames)
         if self.inter is None:
@@ -136,7 +158,7 @@ class LatentModel(nn.Module):
         y, uv = to_420(self.synth(x[:1]).float())
         ys, uvs = [y], [uv]
         for t in range(1, len(frames)):
-            pred_y, pred_uv = (v + (decoded_value(v.detach()) - v).detach() for v in (ys[-1], uvs[-1]))
+            pred_y, pred_uv = _ste_prediction(self.cfg, ys[-1], uvs[-1], self.field(t))
             out = self.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y, uv = add_correction(out, pred_y, pred_uv)
             ys.append(y)
@@ -349,9 +371,15 @@ def encode_clip(
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev)
     shapes = level_shapes(cfg, frames, height, width)
+    fields: list[np.ndarray] = []
+    if cfg.motion_block:
+        from codec_lab.codec.motion_search import choose_motion
+
+        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda)
+        cfg = replace(cfg, motion_block=block)
 
     torch.manual_seed(seed)
-    model = LatentModel(cfg, shapes).to(dev)
+    model = LatentModel(cfg, shapes, fields).to(dev)
     y, uv = _targets(padded, dev)
     iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
 
@@ -372,13 +400,14 @@ def encode_clip(
     header = bitstream.Header(
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, synth_shift, arm_shift,
-        synth_layer_tuples(cfg, inter=True), inter_shift,
+        synth_layer_tuples(cfg, inter=True), inter_shift, cfg.motion_block,
     )
-    data = bitstream.write_file(header, weights, latents)
+    motion_section = motion.encode_fields(fields) if fields else b""
+    data = bitstream.write_file(header, weights, latents, motion_section)
     out_path = Path(out_path)
     out_path.write_bytes(data)
     y8, u8, v8 = reconstruct(cfg, levels, dequantize(synth_ints, synth_shift), frames, height, width,
-                             dequantize(inter_ints, inter_shift))
+                             dequantize(inter_ints, inter_shift), fields)
     recon = Clip(y8, u8, v8, clip.fps).cropped(clip.height, clip.width)
     estimated = coder.ideal_bits + 8.0 * (len(data) - len(latents))
     return EncodeResult(

@@ -12,10 +12,12 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
   full resolution; Y is channel 0, U and V are channels 1 and 2 averaged over
   2x2 (4:2:0 out, so no bits are spent on chroma detail the format drops).
 - Inter frames (when the config has an `inter_synth`): frame 0 is coded as above;
-  every later frame t is predicted by the previous decoded frame (no motion
-  vectors yet) and a second synthesis network sees the latents of frame t and
+  every later frame t is predicted by the previous decoded frame, as it is or
+  (with `motion_block`) moved by a coded field of block motion vectors
+  (`motion.py`), and a second synthesis network sees the latents of frame t and
   that prediction (Y, and U, V brought up x2) and outputs a correction added to
-  the prediction in 4:2:0. Static content then costs almost no latent bits.
+  the prediction in 4:2:0. Static or well-predicted content then costs almost no
+  latent bits.
 - Entropy model (ARM): one small MLP shared by all levels, on a causal context
   that works in parallel steps: levels coarse to fine, slices in time order,
   and inside a slice four phases of a 2x2 lattice. A latent sees the 8
@@ -43,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES
+from codec_lab.codec.motion import compensate, frame_taps
 
 ACT_FRAC = 12  # fixed-point fraction bits of every activation in the decoder
 ACT_CLAMP = float(1 << 11)
@@ -79,10 +82,13 @@ class CodecConfig:
     arm_shift: int = 8
     inter_synth: tuple[LayerSpec, ...] = ()  # empty: every frame intra (format version 1's only mode)
     inter_shift: int = 8
+    motion_block: int = 0  # 0: inter frames predicted by the previous frame as it is; else block motion (see motion.py)
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
             raise ValueError("one temporal stride per level")
+        if self.motion_block and not self.inter:
+            raise ValueError("motion needs an inter synthesis")
 
     @property
     def inter(self) -> bool:
@@ -104,6 +110,7 @@ class CodecConfig:
             "synth_step": f"2^-{self.synth_shift}",
             "arm_step": f"2^-{self.arm_shift}",
             **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
+            **({"motion": f"{self.motion_block}x{self.motion_block} blocks, half-pel"} if self.motion_block else {}),
         }
 
 
@@ -440,15 +447,29 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
     return levels
 
 
+def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8-bit prediction of an inter frame from the previous frame's 8-bit values (float64 integers).
+
+    field: the frame's motion vectors (with a motion config), else unused: the previous frame as it is."""
+    if not cfg.motion_block:
+        return prev_y, prev_uv
+    taps_y, taps_uv = frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1])
+    return compensate(prev_y, taps_y), compensate(prev_uv, taps_uv)
+
+
 def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int,
-                inter_params: list[torch.Tensor] | None = None):
-    """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size."""
+                inter_params: list[torch.Tensor] | None = None, motion_fields: list | None = None):
+    """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size.
+
+    motion_fields: with a motion config, the vectors of frames 1..T-1."""
     ys, us, vs = [], [], []
     for t in range(frames):
         x = upsample_levels(cfg, levels, [t])
         if cfg.inter and t > 0:
-            pred_y = decoded_value(ys[-1][None].to(torch.float64) / 255.0)
-            pred_uv = decoded_value(torch.stack([us[-1], vs[-1]])[None].to(torch.float64) / 255.0)
+            field = motion_fields[t - 1] if cfg.motion_block else None
+            prev_y, prev_uv = predicted_pixels(cfg, ys[-1][None].to(torch.float64), torch.stack([us[-1], vs[-1]])[None].to(torch.float64), field)
+            pred_y = decoded_value(prev_y / 255.0)
+            pred_uv = decoded_value(prev_uv / 255.0)
             out = synthesis_fixed(cfg, torch.cat([x, prediction_planes(pred_y, pred_uv)], dim=1), inter_params, inter=True)
             y, uv = add_correction(out, pred_y, pred_uv)
         else:
@@ -468,7 +489,7 @@ def config_from_header(header) -> CodecConfig:
         return tuple(LayerSpec(out, kernel, bool(flags & 1), bool(flags & 2)) for out, kernel, flags in layers)
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
-                       header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift)
+                       header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

@@ -24,6 +24,7 @@ class Preset:
         LayerSpec(3, 3, False),
         LayerSpec(3, 3, False, residual=True),
     )
+    motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
 
 
 DEFAULT_CONFIG = CodecConfig()
@@ -51,18 +52,20 @@ PRESETS: dict[str, Preset] = {
 
 DEFAULT_PRESET = "fast"
 DEFAULT_LMBDA = 1e-3
-PREDICTIONS = ("intra", "previous")
+PREDICTIONS = ("intra", "previous", "motion")
 DEFAULT_PREDICTION = "intra"
 
 
 def with_prediction(preset: Preset, prediction: str) -> Preset:
-    """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous decoded frame."""
+    """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous
+    decoded frame. `motion`: they correct the previous decoded frame moved by coded block motion vectors."""
     from codec_lab.errors import CodecLabError
 
     if prediction not in PREDICTIONS:
         raise CodecLabError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
-    inter = preset.inter_synth if prediction == "previous" else ()
-    return replace(preset, config=replace(preset.config, inter_synth=inter))
+    inter = preset.inter_synth if prediction != "intra" else ()
+    block = preset.motion_blocks[0] if prediction == "motion" else 0
+    return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block))
 
 
 def get_preset(name: str) -> Preset:

@@ -1,0 +1,178 @@
+"""Block motion of inter frames: compensation (shared, integer-exact) and the motion section's coding.
+
+A motion field holds one vector per `block` x `block` luma block of the padded
+frame (the last row / column of blocks may be cut by the frame edge), in half
+luma pixels (`MV_FRAC`). Chroma (4:2:0) uses the same vector, which is in
+quarter chroma pixels there. A predicted sample is the bilinear mix of the 4
+reference samples around its position, computed on 8-bit integers and rounded
+(`(sum w_i * p_i + n/2) // n` with n = 4 for luma, 16 for chroma), with the
+reference's edges repeated outwards: every value is an exact integer, so the
+decoder's prediction is the same on every machine, and training rounds the
+same way with a straight-through gradient.
+
+The motion section: one scale id byte per inter frame and component (y, x),
+then constriction range-coder words. Each vector is coded as its difference
+from the median of its left, top and top-right neighbours (H.264's predictor)
+under the Laplace table of its frame's scale (`entropy.frequency_tables`).
+Estimation lives with the encoder (`motion_search`); nothing here trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from codec_lab.codec import entropy
+from codec_lab.errors import BitstreamError
+
+MV_FRAC = 2  # luma vectors in half pixels
+MV_MAX = 2 * entropy.LMAX  # the largest vector component a file may hold, in half pixels
+_MEAN_TABLE = 0  # mean fraction index of the tables used for vector differences
+
+
+@dataclass(frozen=True)
+class Taps:
+    """Where each predicted sample of one plane reads the reference, and with which integer weights."""
+
+    index: torch.Tensor  # (4, h*w) int64 into the flattened reference plane
+    weight: torch.Tensor  # (4, h*w) integer weights summing to `norm`
+    norm: int
+    shape: tuple[int, int]
+
+
+def grid(height: int, width: int, block: int) -> tuple[int, int]:
+    """Blocks per column and per row covering a (padded) frame."""
+    return (height + block - 1) // block, (width + block - 1) // block
+
+
+def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64) -> Taps:
+    """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
+
+    field: (by, bx, 2) int64 on the device the taps are wanted on (computed per use: at 1080p
+    one frame's taps take ~170 MB, too much to hold for every frame)."""
+    precision = MV_FRAC * subsample  # vector units per sample of this plane
+    plane_block = block // subsample
+    device = field.device
+    ys = torch.arange(height, device=device)[:, None]
+    xs = torch.arange(width, device=device)[None, :]
+    vec = field[ys // plane_block, xs // plane_block]  # (h, w, 2)
+    py, px = precision * ys + vec[..., 0], precision * xs + vec[..., 1]
+    iy, ix = torch.div(py, precision, rounding_mode="floor"), torch.div(px, precision, rounding_mode="floor")
+    fy, fx = py - iy * precision, px - ix * precision
+    rows = [iy.clamp(0, height - 1), (iy + 1).clamp(0, height - 1)]
+    cols = [ix.clamp(0, width - 1), (ix + 1).clamp(0, width - 1)]
+    wy, wx = [precision - fy, fy], [precision - fx, fx]
+    index = torch.stack([rows[a] * width + cols[b] for a in (0, 1) for b in (0, 1)]).reshape(4, -1)
+    weight = torch.stack([wy[a] * wx[b] for a in (0, 1) for b in (0, 1)]).reshape(4, -1).to(dtype)
+    return Taps(index, weight, precision * precision, (height, width))
+
+
+def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width: int, dtype=torch.float64) -> tuple[Taps, Taps]:
+    """(luma taps, chroma taps) of one inter frame of the padded size."""
+    field = torch.as_tensor(np.asarray(field, dtype=np.int64)) if isinstance(field, np.ndarray) else field
+    return plane_taps(field, block, height, width, 1, dtype), plane_taps(field, block, height // 2, width // 2, 2, dtype)
+
+
+def weighted_sum(ref: torch.Tensor, taps: Taps) -> torch.Tensor:
+    """sum_i w_i * ref[index_i] over the leading dims of `ref` (..., h, w): `norm` times the prediction, unrounded."""
+    flat = ref.reshape(*ref.shape[:-2], -1)
+    return (flat[..., taps.index] * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape)
+
+
+def compensate(ref_pixels: torch.Tensor, taps: Taps) -> torch.Tensor:
+    """The decoder's prediction of one plane (..., h, w) from 8-bit reference samples: integers, exact in float64."""
+    return torch.floor((weighted_sum(ref_pixels, taps) + taps.norm // 2) / taps.norm)
+
+
+# --------------------------------------------------------------------------- the motion section
+
+
+def median_predictor(field: np.ndarray, i: int, j: int) -> np.ndarray:
+    """H.264's vector predictor: the left vector on the first row, else the median of left, top, top-right
+    (top-left when there is no top-right); a neighbour outside the frame counts as zero."""
+    bx = field.shape[1]
+    left = field[i, j - 1] if j > 0 else np.zeros(2, np.int64)
+    if i == 0:
+        return left
+    top = field[i - 1, j]
+    corner = field[i - 1, j + 1] if j + 1 < bx else (field[i - 1, j - 1] if j > 0 else np.zeros(2, np.int64))
+    return np.median(np.stack([left, top, corner]), axis=0).astype(np.int64)
+
+
+def differences(field: np.ndarray) -> np.ndarray:
+    """(by, bx, 2) vectors -> their differences from the median predictor, in raster order."""
+    out = np.empty_like(field, dtype=np.int64)
+    for i in range(field.shape[0]):
+        for j in range(field.shape[1]):
+            out[i, j] = field[i, j] - median_predictor(field, i, j)
+    return out
+
+
+def _undifferences(diffs: np.ndarray) -> np.ndarray:
+    field = np.zeros_like(diffs, dtype=np.int64)
+    for i in range(diffs.shape[0]):
+        for j in range(diffs.shape[1]):
+            field[i, j] = diffs[i, j] + median_predictor(field, i, j)
+            if np.abs(field[i, j]).max() > MV_MAX:
+                raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} half pixels: the file is damaged")
+    return field
+
+
+def difference_bits(diffs: np.ndarray, scale_id: int) -> float:
+    """Ideal bits of one component's differences under the table of `scale_id`."""
+    tid = np.full(diffs.size, _MEAN_TABLE * entropy.NS + scale_id)
+    return float(entropy.table_bits(tid, diffs.reshape(-1) + entropy.RMAX).sum())
+
+
+def _scale_ids(diffs: np.ndarray) -> list[int]:
+    """Per component, the table scale that codes these differences (n, 2) in the fewest bits."""
+    return [min(range(entropy.NS), key=lambda s: difference_bits(diffs[:, c], s)) for c in (0, 1)]
+
+
+def field_bits(fields: list[np.ndarray]) -> float:
+    """Ideal size in bits of the motion section of these fields (the range coder adds at most a word)."""
+    total = 0.0
+    for field in fields:
+        diffs = differences(field).reshape(-1, 2)
+        total += 16 + sum(difference_bits(diffs[:, c], s) for c, s in enumerate(_scale_ids(diffs)))
+    return total
+
+
+def encode_fields(fields: list[np.ndarray]) -> bytes:
+    """The motion section for the inter frames' fields (each (by, bx, 2), |component| <= MV_MAX)."""
+    for field in fields:
+        if np.abs(field).max(initial=0) > MV_MAX:
+            raise ValueError(f"motion vectors must stay within +-{MV_MAX} half pixels")
+    coder = entropy.LatentEncoder()
+    scale_ids = bytearray()
+    for field in fields:
+        diffs = differences(field).reshape(-1, 2)
+        if np.abs(diffs).max(initial=0) > entropy.RMAX:
+            raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} half pixels")
+        ids = _scale_ids(diffs)
+        scale_ids += bytes(ids)
+        tid = (_MEAN_TABLE * entropy.NS + np.array(ids))[None, :].repeat(len(diffs), 0).reshape(-1)
+        coder.code(tid, diffs.reshape(-1) + entropy.RMAX)
+    return bytes(scale_ids) + coder.finish()
+
+
+def decode_fields(data: bytes, count: int, blocks: tuple[int, int]) -> list[np.ndarray]:
+    """The `count` fields of `blocks` = (by, bx) vectors each from a motion section; BitstreamError if damaged."""
+    by, bx = blocks
+    n_ids = 2 * count
+    if len(data) < n_ids:
+        raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} scale ids of {count} inter frames")
+    if 2 * count * by * bx > entropy.max_symbols_for(len(data) - n_ids):
+        raise BitstreamError(f"a motion section of {len(data)} bytes cannot hold {count} fields of {by}x{bx} vectors: the file is damaged")
+    ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, 2)
+    if ids.max(initial=0) >= entropy.NS:
+        raise BitstreamError(f"motion scale id {int(ids.max())} is beyond the {entropy.NS} tables: the file is damaged")
+    decoder = entropy.LatentDecoder(data[n_ids:])
+    fields = []
+    for frame_ids in ids:
+        tid = (_MEAN_TABLE * entropy.NS + frame_ids)[None, :].repeat(by * bx, 0).reshape(-1)
+        diffs = (decoder.code(tid) - entropy.RMAX).reshape(by, bx, 2)
+        fields.append(_undifferences(diffs))
+    return fields

@@ -1,0 +1,203 @@
+"""Block motion of `semantic_latent` inter frames: compensation, estimation, the motion section, hostile files."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from codec_lab.codec import bitstream, entropy, motion
+from codec_lab.codec.decoder import decode_bytes
+from codec_lab.codec.encoder import _ste_prediction, encode_clip
+from codec_lab.codec.model import (
+    decoded_value,
+    dequantize,
+    level_shapes,
+    predicted_pixels,
+    reconstruct,
+    synth_param_shapes,
+)
+from codec_lab.codec.motion_search import choose_motion, estimate_field
+from codec_lab.codec.presets import PRESETS, with_prediction
+from codec_lab.errors import BitstreamError
+from tests.conftest import synthetic_clip
+
+torch.set_num_threads(1)
+TEST = replace(PRESETS["test"], iterations=10)
+
+
+def _field(by: int, bx: int, vector: tuple[int, int]) -> np.ndarray:
+    return np.broadcast_to(np.array(vector, np.int64), (by, bx, 2)).copy()
+
+
+def _bilinear(ref: np.ndarray, y: int, x: int, vy: int, vx: int, precision: int) -> int:
+    """One predicted sample, written out independently of motion.py: the 4 neighbours, edges repeated."""
+    h, w = ref.shape
+    py, px = precision * y + vy, precision * x + vx
+    iy, ix = py // precision, px // precision
+    fy, fx = py - iy * precision, px - ix * precision
+    at = lambda r, c: int(ref[min(max(r, 0), h - 1), min(max(c, 0), w - 1)])  # noqa: E731
+    total = ((precision - fy) * (precision - fx) * at(iy, ix) + (precision - fy) * fx * at(iy, ix + 1)
+             + fy * (precision - fx) * at(iy + 1, ix) + fy * fx * at(iy + 1, ix + 1))
+    return (total + precision * precision // 2) // (precision * precision)
+
+
+def test_zero_motion_is_a_copy_and_whole_pixel_motion_a_shift():
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (16, 24)).astype(np.float64)
+    zero_y, zero_uv = motion.frame_taps(_field(2, 3, (0, 0)), 8, 16, 24)
+    assert np.array_equal(motion.compensate(torch.from_numpy(ref), zero_y).numpy(), ref)
+    taps, _ = motion.frame_taps(_field(2, 3, (2 * 3, -2 * 2)), 8, 16, 24)  # 3 rows down, 2 columns left
+    got = motion.compensate(torch.from_numpy(ref), taps).numpy()
+    assert np.array_equal(got[:13, 2:], ref[3:, :22])
+    assert np.array_equal(got[13:, 2:], np.repeat(ref[15:16, :22], 3, axis=0))  # rows past the edge repeat the last one
+
+
+@pytest.mark.parametrize("vector", [(1, 0), (0, -1), (3, 5), (-7, 2), (-41, 33)])
+def test_fractional_motion_matches_an_independent_bilinear(vector):
+    rng = np.random.default_rng(1)
+    ref_y = rng.integers(0, 256, (16, 16))
+    ref_uv = rng.integers(0, 256, (2, 8, 8))
+    field = np.zeros((2, 2, 2), np.int64)
+    field[1, 0] = vector  # one block moves, the others stay
+    taps_y, taps_uv = motion.frame_taps(field, 8, 16, 16)
+    got_y = motion.compensate(torch.from_numpy(ref_y.astype(np.float64)), taps_y).numpy()
+    got_uv = motion.compensate(torch.from_numpy(ref_uv.astype(np.float64)), taps_uv).numpy()
+    for y in range(16):
+        for x in range(16):
+            vy, vx = field[y // 8, x // 8]
+            assert got_y[y, x] == _bilinear(ref_y, y, x, vy, vx, 2)
+    for c in range(2):
+        for y in range(8):
+            for x in range(8):
+                vy, vx = field[y // 4, x // 4]  # chroma: the luma vector, in quarter chroma pixels
+                assert got_uv[c, y, x] == _bilinear(ref_uv[c], y, x, vy, vx, 4)
+
+
+def test_estimation_finds_a_known_pan():
+    ref = np.random.default_rng(4).integers(0, 256, (48, 64)).astype(np.uint8)  # texture everywhere: one true answer
+    cur = np.pad(ref, 8, mode="edge")[8 + 2 : 8 + 2 + 48, 8 - 3 : 8 - 3 + 64]  # content moved 2 up, 3 right
+    field = estimate_field(ref, cur, 8)
+    assert (field[1:-1, 1:-1] == (4, -6)).all()  # in half pixels
+    half = motion.compensate(torch.from_numpy(ref.astype(np.float64)), motion.frame_taps(_field(6, 8, (3, 0)), 8, 48, 64)[0]).numpy()
+    assert (estimate_field(ref, half.astype(np.uint8), 8)[1:-1, 1:-1] == (3, 0)).all()  # a half-pixel move is found as such
+
+
+def test_block_size_follows_the_rate_trade_off():
+    """Every 8x8 block moves its own way: 8x8 vectors predict it exactly but cost 4 times the vectors."""
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 256, (48, 64)).astype(np.uint8)
+    moves = rng.integers(-3, 4, (6, 8, 2))
+    padded = np.pad(ref, 3, mode="edge")
+    cur = np.empty_like(ref)
+    for i in range(6):
+        for j in range(8):
+            dy, dx = moves[i, j]
+            cur[8 * i : 8 * i + 8, 8 * j : 8 * j + 8] = padded[3 + dy + 8 * i : 3 + dy + 8 * i + 8, 3 + dx + 8 * j : 3 + dx + 8 * j + 8]
+    y = np.stack([ref, cur])
+    small, fields = choose_motion(y, (8, 16), lmbda=1e-6)  # bits nearly free: the field that predicts best
+    assert small == 8 and np.array_equal(fields[0], 2 * moves)
+    large, _ = choose_motion(y, (8, 16), lmbda=100.0)  # bits dear: the field with fewer vectors
+    assert large == 16
+
+
+def test_fields_round_trip_through_the_motion_section():
+    rng = np.random.default_rng(2)
+    smooth = _field(5, 7, (6, -4))
+    smooth[2, 3] = (7, -4)
+    rough = rng.integers(-40, 41, (5, 7, 2))
+    section = motion.encode_fields([smooth, rough, np.zeros((5, 7, 2), np.int64)])
+    back = motion.decode_fields(section, 3, (5, 7))
+    assert all(np.array_equal(a, b) for a, b in zip(back, [smooth, rough, np.zeros((5, 7, 2))]))
+    assert len(motion.encode_fields([smooth])) < len(motion.encode_fields([rough])) / 4  # a smooth field codes in few bits
+
+
+def test_the_training_prediction_is_the_decoders():
+    """Training's straight-through prediction has exactly the values the decoder computes."""
+    cfg = with_prediction(TEST, "motion").config
+    rng = np.random.default_rng(3)
+    prev_y, prev_uv = torch.rand(1, 16, 16, dtype=torch.float32), torch.rand(1, 2, 8, 8, dtype=torch.float32)
+    field = torch.from_numpy(rng.integers(-9, 10, (2, 2, 2)))
+    pred_y, pred_uv = _ste_prediction(cfg, prev_y, prev_uv, field)
+    pixels = lambda v: torch.floor(torch.clamp(v.double(), 0, 1) * 255 + 0.5)  # noqa: E731 (what the decoder holds)
+    ref_y, ref_uv = predicted_pixels(cfg, pixels(prev_y), pixels(prev_uv), field)
+    assert torch.equal(pred_y.double(), decoded_value(ref_y / 255.0))
+    assert torch.equal(pred_uv.double(), decoded_value(ref_uv / 255.0))
+
+
+def test_an_inter_frame_with_no_correction_is_the_moved_previous_frame():
+    cfg = replace(with_prediction(TEST, "motion").config, motion_block=8)
+    shapes = level_shapes(cfg, 2, 16, 16)
+    gen = torch.Generator().manual_seed(0)
+    levels = [torch.randint(-3, 4, s, generator=gen).to(torch.float64) for s in shapes]
+    synth = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg)], 8)
+    zero = dequantize([torch.zeros(s, dtype=torch.int64) for s in synth_param_shapes(cfg, inter=True)], 8)
+    field = _field(2, 2, (4, -4))  # frame 1 shows frame 0 moved 2 rows up and 2 columns right
+    y, u, v = reconstruct(cfg, levels, synth, 2, 16, 16, zero, [field])
+    assert np.array_equal(y[1][:14, 2:], y[0][2:, :14])
+    assert np.array_equal(u[1][:7, 1:], u[0][1:, :7]) and np.array_equal(v[1][:7, 1:], v[0][1:, :7])  # chroma: half that
+
+
+# --------------------------------------------------------------------------- hostile motion sections
+
+
+@pytest.fixture(scope="module")
+def motion_file(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("mv") / "motion.clv"
+    encode_clip(synthetic_clip(frames=3, height=32, width=32), path, lmbda=1e-3, preset=with_prediction(TEST, "motion"))
+    return path.read_bytes()
+
+
+def _with_motion(data: bytes, section: bytes, **header) -> bytes:
+    parsed = bitstream.parse_file(data)
+    return bitstream.write_file(replace(parsed.header, **header), parsed.weights, parsed.latents, section)
+
+
+def test_motion_file_header_and_section(motion_file):
+    parsed = bitstream.parse_file(motion_file)
+    assert parsed.header.motion_block in (8, 16) and parsed.motion
+    assert len(decode_bytes(motion_file).clip.y) == 3
+
+
+@pytest.mark.parametrize(
+    "section, header, message",
+    [
+        (b"", {}, "does not fit a header with motion block"),  # motion header, no section
+        (b"\x00", {}, "fewer than the 4 scale ids"),
+        (bytes([0, 0, 0, 200]) + b"\x00" * 8, {}, "scale id 200"),
+        (bytes(4), {}, "damaged"),  # ids and no coded vectors at all
+        (b"\x00" * 6, {}, "not a multiple of 4"),
+        (None, {"motion_block": 12}, "motion block size 12"),
+        (None, {"motion_block": 8, "inter_synth": ()}, "motion vectors without an inter synthesis"),
+    ],
+)
+def test_hostile_motion_sections(motion_file, section, header, message):
+    parsed = bitstream.parse_file(motion_file)
+    data = _with_motion(motion_file, parsed.motion if section is None else section, **header)
+    with pytest.raises(BitstreamError, match=message):
+        decode_bytes(data)
+
+
+def test_vectors_beyond_the_limit_are_refused(motion_file):
+    """A section whose differences add up past +-MV_MAX (each difference alone is codable)."""
+    parsed = bitstream.parse_file(motion_file)
+    by, bx = motion.grid(32, 32, parsed.header.motion_block)
+    coder = entropy.LatentEncoder()
+    ids = bytes([entropy.NS - 1] * 4)
+    for _ in range(2):  # every difference +RMAX: the running vector passes MV_MAX at once on the second block
+        coder.code(np.full(2 * by * bx, entropy.NS - 1), np.full(2 * by * bx, 2 * entropy.RMAX))
+    with pytest.raises(BitstreamError, match="beyond"):
+        decode_bytes(_with_motion(motion_file, ids + coder.finish()))
+
+
+def test_version_3_without_motion_has_an_empty_motion_section(tmp_path):
+    path = tmp_path / "p.clv"
+    encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=with_prediction(TEST, "previous"))
+    data = path.read_bytes()
+    header_len = struct.unpack(">H", data[5:7])[0]
+    weights_len = struct.unpack(">I", data[7 + header_len : 11 + header_len])[0]
+    offset = 11 + header_len + weights_len
+    assert struct.unpack(">I", data[offset : offset + 4])[0] == 0
