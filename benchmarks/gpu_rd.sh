@@ -14,16 +14,16 @@
 #    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
 #    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
 # Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel).
-# Knobs: SWEEP_SECONDS=240 JOBS=16 PRESET=full PREDICTION=intra DEVICE=cuda (DEVICE=cpu: a dry run).
+# Knobs: SWEEP_SECONDS=240 JOBS=16 PRESET=full PREDICTION=motion DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
 SWEEP_SECONDS="${SWEEP_SECONDS:-240}"
 JOBS="${JOBS:-16}"
 PRESET="${PRESET:-full}"
-PREDICTION="${PREDICTION:-intra}"
+PREDICTION="${PREDICTION:-motion}"
 DEVICE="${DEVICE:-cuda}"
-OVERHEAD=45  # seconds a point spends outside training: process start, CUDA init, finalizing, decoding
+OVERHEAD=60  # seconds a point spends outside training: process start, CUDA init, motion search (~25 s for Mobile), finalizing, decoding
 export CODEC_LAB_TESTDATA="${CODEC_LAB_TESTDATA:-$PWD/bench-in}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"

@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from codec_lab.codec.cost import MOTION_MACS, mac_breakdown, mac_per_pixel, tops_per_frame
+from codec_lab.codec.cost import (
+    MOTION_MACS,
+    mac_breakdown,
+    mac_per_pixel,
+    tops_per_frame,
+)
 from codec_lab.codec.model import CodecConfig, LayerSpec
 from codec_lab.codec.presets import PREDICTIONS, PRESETS, with_prediction
 

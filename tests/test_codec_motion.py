@@ -201,3 +201,40 @@ def test_version_3_without_motion_has_an_empty_motion_section(tmp_path):
     weights_len = struct.unpack(">I", data[7 + header_len : 11 + header_len])[0]
     offset = 11 + header_len + weights_len
     assert struct.unpack(">I", data[offset : offset + 4])[0] == 0
+
+
+# --------------------------------------------------------------------------- training of inter frames
+
+
+def test_the_warmup_rate_counts_only_frame_0():
+    """While frame 0 trains alone, the idle inter latents must not be charged (the ARM would learn they are all zero)."""
+    from codec_lab.codec.encoder import LatentModel
+
+    cfg = with_prediction(TEST, "motion").config
+    shapes = level_shapes(cfg, 3, 16, 16)
+    model = LatentModel(cfg, shapes, [np.zeros((2, 2, 2), np.int64)] * 2)
+    gen = torch.Generator().manual_seed(0)
+    qs = [torch.randint(-3, 4, s, generator=gen).float() for s in shapes]
+    changed = [q.clone() for q in qs]
+    for q in changed:
+        q[1:] += 5
+    with torch.no_grad():
+        assert model.rate_bits(changed, 1) == model.rate_bits(qs, 1)
+        assert model.rate_bits(changed) != model.rate_bits(qs)
+
+
+def test_an_untrained_inter_synthesis_takes_a_latent_step_as_a_fine_correction():
+    """One latent step must start as a small fraction of an 8-bit level (about one level at torch's default
+    initialisation: the inter latents then stayed at zero, see model.INTER_LATENT_GAIN)."""
+    from codec_lab.codec.model import Synthesis, synth_inputs
+
+    cfg = with_prediction(PRESETS["fast"], "motion").config
+    torch.manual_seed(0)
+    net = Synthesis(cfg, inter=True)
+    x = torch.full((1, synth_inputs(cfg, inter=True), 8, 8), 0.5)
+    x[:, : cfg.n_levels] = 0.0
+    stepped = x.clone()
+    stepped[:, : cfg.n_levels] = 1.0
+    with torch.no_grad():
+        change = (net(stepped) - net(x)).abs().max().item() * 255
+    assert 0 < change < 0.25

@@ -16,7 +16,6 @@ from codec_lab.codec.model import (
     synth_inputs,
 )
 
-
 MOTION_MACS = 4.0 + 2 * 4.0 / 4
 
 

@@ -131,12 +131,15 @@ class LatentModel(nn.Module):
                 out.append(lat + (torch.round(lat) - lat).detach())
         return out
 
-    def rate_bits(self, qs: list[torch.Tensor]) -> torch.Tensor:
+    def rate_bits(self, qs: list[torch.Tensor], frames: int | None = None) -> torch.Tensor:
+        """The ARM's bits for the latents, or only for those the first `frames` frames use."""
         total = qs[0].new_zeros(())
         for level in range(self.cfg.n_levels):
-            feats = level_context(self.cfg, qs, level).reshape(-1, ARM_IN)
+            stride = self.cfg.temporal_strides[level]
+            used = qs[level].shape[0] if frames is None else (frames + stride - 1) // stride
+            feats = level_context(self.cfg, qs, level)[:used].reshape(-1, ARM_IN)
             mu, log2_scale = self.arm(feats)
-            total = total + laplace_bits(qs[level].reshape(-1), mu, log2_scale).sum()
+            total = total + laplace_bits(qs[level][:used].reshape(-1), mu, log2_scale).sum()
         return total
 
     def field(self, t: int) -> torch.Tensor | None:
@@ -220,12 +223,14 @@ def train(
         qs = model.quantized(noise, temperature, amplitude)
         # With inter frames, frame 0 trains alone first (as an I-frame before its P-frames): trained
         # with the chain from the start it settles ~1.4 dB lower and the later frames with it.
+        # Its rate alone too: charging the idle inter latents then taught the ARM that they are
+        # all zero, so cheaply that no inter frame ever afforded a latent afterwards.
         shown = frames[:1] if model.inter is not None and it < INTRA_WARMUP * noise_end else frames
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
             y_hat, uv_hat = model.render(qs, shown)
         dist = _distortion(y_hat.float(), uv_hat.float(), y[: len(shown)], uv[: len(shown)])
-        bits = model.rate_bits(qs)
-        loss = dist + lmbda * bits / pixels
+        bits = model.rate_bits(qs, len(shown))
+        loss = dist + lmbda * bits / (pixels * len(shown) / len(frames))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

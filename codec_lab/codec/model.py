@@ -125,6 +125,7 @@ def level_shapes(cfg: CodecConfig, frames: int, height: int, width: int) -> list
 
 
 PRED_CHANNELS = 3  # the prediction an inter synthesis sees: Y, U and V at full resolution
+INTER_LATENT_GAIN = 0.01  # initial scale of the inter synthesis' weights on its latents (see Synthesis)
 
 
 def synth_inputs(cfg: CodecConfig, inter: bool = False) -> int:
@@ -278,6 +279,13 @@ class Synthesis(nn.Module):
             if inter:  # start as "the prediction, barely corrected"
                 last_plain.weight.mul_(0.1)
                 last_plain.bias.zero_()
+                # At torch's default scale one latent step moves the correction by about one 8-bit
+                # level, as much as a good prediction is off, so under the +-0.5 training noise a
+                # latent carried nothing and zero stayed cheapest: the inter latents never left zero
+                # and inter frames went uncorrected (N06: 1-4 bytes of latents a frame, the quality
+                # falling along the chain). With small weights a correction needs large latents,
+                # which the noise barely disturbs (Adam's steps do not shrink with the gradient).
+                self.layers[0].weight[:, : cfg.n_levels].mul_(INTER_LATENT_GAIN)
             else:  # start as mid-grey
                 last_plain.bias.fill_(0.5)
 
