@@ -223,14 +223,16 @@ def train(
         qs = model.quantized(noise, temperature, amplitude)
         # With inter frames, frame 0 trains alone first (as an I-frame before its P-frames): trained
         # with the chain from the start it settles ~1.4 dB lower and the later frames with it.
-        # Its rate alone too: charging the idle inter latents then taught the ARM that they are
-        # all zero, so cheaply that no inter frame ever afforded a latent afterwards.
+        # Its rate alone too: the inter latents are not charged before their frames are shown
+        # (charging them only pushed them to zero before they had a use). Frame 0's bits stay
+        # priced per pixel of the whole clip meanwhile, 1/T of their later price, much as an
+        # I-frame gets a lower QP: pricing them per pixel of frame 0 cost 1-2 dB at high lambda (N06).
         shown = frames[:1] if model.inter is not None and it < INTRA_WARMUP * noise_end else frames
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
             y_hat, uv_hat = model.render(qs, shown)
         dist = _distortion(y_hat.float(), uv_hat.float(), y[: len(shown)], uv[: len(shown)])
         bits = model.rate_bits(qs, len(shown))
-        loss = dist + lmbda * bits / (pixels * len(shown) / len(frames))
+        loss = dist + lmbda * bits / pixels
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
