@@ -104,7 +104,7 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, clip_file):
     assert run.returncode == 2 and "cannot be used as the output folder" in run.stderr
 
 
-@pytest.mark.parametrize("prediction", ["intra", "previous"])
+@pytest.mark.parametrize("prediction", ["intra", "motion"])
 def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path, prediction):
     from codec_lab.codec import bitstream
 
@@ -119,8 +119,9 @@ def test_bench_puts_the_neural_codec_beside_the_anchors(tmp_path, prediction):
     for p in neural:
         assert p.payload_bytes == p.file_bytes == Path(p.path).stat().st_size  # the whole .clv is payload
         assert p.mac_per_pixel and p.tops_per_frame and p.estimated_kbps
-        assert p.settings.get("prediction", "intra") == prediction
-        assert bool(bitstream.parse_file(Path(p.path).read_bytes()).header.inter_synth) == (prediction == "previous")
+        assert p.settings.get("prediction") == prediction
+        header = bitstream.parse_file(Path(p.path).read_bytes()).header
+        assert bool(header.inter_synth) == bool(header.motion_block) == (prediction == "motion")
     assert "semantic_latent" in results.bd_rate and "x264" in {p.codec for p in results.points}
 
 

@@ -28,8 +28,9 @@ def default_search_space() -> SearchSpace:
                     ParamSpec(name="iterations", description="training steps", **_ITERATIONS),
                     ParamSpec(name="latent_levels", kind="int", low=1, high=8, default=7, optional=True,
                               description="number of latent resolutions"),
-                    # The codec's `prediction` (intra | previous) is left out on purpose: `previous`
-                    # measured worse than `intra` (docs/codec.md), so plans would spend budget on it.
+                    # The codec's `prediction` (intra | previous | motion) is left out on purpose:
+                    # `motion`, its default, measured best (docs/codec.md); plans would spend budget
+                    # confirming that the other two lose.
                 ],
             ),
             StrategySpec(
