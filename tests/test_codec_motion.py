@@ -121,7 +121,7 @@ def test_the_training_prediction_is_the_decoders():
     rng = np.random.default_rng(3)
     prev_y, prev_uv = torch.rand(1, 16, 16, dtype=torch.float32), torch.rand(1, 2, 8, 8, dtype=torch.float32)
     field = torch.from_numpy(rng.integers(-9, 10, (2, 2, 2)))
-    pred_y, pred_uv = _ste_prediction(cfg, prev_y, prev_uv, field)
+    pred_y, pred_uv = _ste_prediction(prev_y, prev_uv, motion.frame_taps(field, cfg.motion_block, 16, 16, dtype=torch.float32))
     pixels = lambda v: torch.floor(torch.clamp(v.double(), 0, 1) * 255 + 0.5)  # noqa: E731 (what the decoder holds)
     ref_y, ref_uv = predicted_pixels(cfg, pixels(prev_y), pixels(prev_uv), field)
     assert torch.equal(pred_y.double(), decoded_value(ref_y / 255.0))
@@ -238,3 +238,10 @@ def test_an_untrained_inter_synthesis_takes_a_latent_step_as_a_fine_correction()
     with torch.no_grad():
         change = (net(stepped) - net(x)).abs().max().item() * 255
     assert 0 < change < 0.25
+
+
+def test_a_block_size_the_format_cannot_hold_is_refused_when_configured():
+    with pytest.raises(ValueError, match="motion block 12"):
+        replace(with_prediction(TEST, "motion").config, motion_block=12)
+    with pytest.raises(ValueError, match="motion block 12"):
+        with_prediction(replace(TEST, motion_blocks=(12,)), "motion")

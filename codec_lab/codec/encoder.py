@@ -97,14 +97,13 @@ def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return x + (value - x).detach()
 
 
-def _ste_prediction(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field: torch.Tensor | None):
+def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[motion.Taps, motion.Taps] | None):
     """The decoder's prediction of an inter frame from the previous frame's training output, with a
-    straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point)."""
-    if cfg.motion_block:
-        ref_y, ref_uv = (_straight_through(255.0 * v, torch.floor(torch.clamp(v.detach(), 0.0, 1.0) * 255.0 + 0.5)) for v in (prev_y, prev_uv))
-        taps = motion.frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1], dtype=prev_y.dtype)
-        prev_y, prev_uv = (_straight_through(s, torch.floor(s.detach() + 0.5)) / 255.0
-                           for s in (motion.weighted_sum(ref, t) / t.norm for ref, t in zip((ref_y, ref_uv), taps)))
+    straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point).
+    taps: the frame's (luma, chroma) motion taps, or None for the previous frame as it is."""
+    if taps is not None:
+        refs = (_straight_through(255.0 * v, torch.floor(torch.clamp(v.detach(), 0.0, 1.0) * 255.0 + 0.5)) for v in (prev_y, prev_uv))
+        prev_y, prev_uv = (motion.compensate(ref, t, straight_through=True) / 255.0 for ref, t in zip(refs, taps))
     return tuple(_straight_through(v, decoded_value(v.detach())) for v in (prev_y, prev_uv))
 
 
@@ -112,8 +111,15 @@ class LatentModel(nn.Module):
     def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: list[np.ndarray] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        for t, vectors in enumerate(fields or []):  # buffers: they follow the model to its device
-            self.register_buffer(f"field_{t}", torch.from_numpy(np.asarray(vectors, dtype=np.int64)), persistent=False)
+        # Each inter frame's taps, built once (autograd would hold them until backward anyway):
+        # buffers, so they follow the model to its device.
+        self.taps_meta: list[tuple[tuple[int, tuple[int, int]], ...]] = []
+        for t, vectors in enumerate(fields or []):
+            taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32)
+            for k, plane in enumerate(taps):
+                self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
+                self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
+            self.taps_meta.append(tuple((plane.norm, plane.shape) for plane in taps))
         self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
@@ -128,7 +134,7 @@ class LatentModel(nn.Module):
                 # boundary becomes a coin flip instead of a cheap fractional value
                 out.append(soft_round(soft_round(lat, temperature) + amplitude * (torch.rand_like(lat) - 0.5), temperature))
             else:
-                out.append(lat + (torch.round(lat) - lat).detach())
+                out.append(_straight_through(lat, torch.round(lat)))
         return out
 
     def rate_bits(self, qs: list[torch.Tensor], frames: int | None = None) -> torch.Tensor:
@@ -142,9 +148,12 @@ class LatentModel(nn.Module):
             total = total + laplace_bits(qs[level][:used].reshape(-1), mu, log2_scale).sum()
         return total
 
-    def field(self, t: int) -> torch.Tensor | None:
-        """The motion vectors of frame t >= 1 (None without motion)."""
-        return getattr(self, f"field_{t - 1}") if self.cfg.motion_block else None
+    def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
+        """The (luma, chroma) motion taps of frame t >= 1 (None without motion)."""
+        if not self.cfg.motion_block:
+            return None
+        return tuple(motion.Taps(getattr(self, f"taps_{t - 1}_{k}_index"), getattr(self, f"taps_{t - 1}_{k}_weight"), norm, shape)
+                     for k, (norm, shape) in enumerate(self.taps_meta[t - 1]))
 
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         x = upsample_levels(self.cfg, qs, frames)
@@ -161,7 +170,7 @@ class LatentModel(nn.Module):
         y, uv = to_420(self.synth(x[:1]).float())
         ys, uvs = [y], [uv]
         for t in range(1, len(frames)):
-            pred_y, pred_uv = _ste_prediction(self.cfg, ys[-1], uvs[-1], self.field(t))
+            pred_y, pred_uv = _ste_prediction(ys[-1], uvs[-1], self.motion_taps(t))
             out = self.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y, uv = add_correction(out, pred_y, pred_uv)
             ys.append(y)
@@ -312,6 +321,7 @@ def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda:
 # Peak training memory per pixel-frame (activations, gradients, Adam state) measured on the CPU
 # with the default network: 775 B marginal at 352x288; rounded up. Refusing beats the OOM killer.
 TRAIN_BYTES_PER_PIXEL = 800
+MOTION_BYTES_PER_PIXEL = 64  # an inter frame's motion taps: 4 int64 indices + 4 float32 weights per sample, x1.25 for chroma
 TRAIN_BYTES_FIXED = 512 * 1024**2
 
 
@@ -333,13 +343,14 @@ def available_memory(dev: torch.device) -> int | None:
     return min(limits) if limits else None
 
 
-def check_training_memory(frames: int, height: int, width: int, dev: torch.device) -> None:
+def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False) -> None:
     """A clear error, before anything is allocated, when training would not fit in memory."""
     available = available_memory(dev)
-    needed = TRAIN_BYTES_FIXED + TRAIN_BYTES_PER_PIXEL * frames * height * width
+    per_pixel = TRAIN_BYTES_PER_PIXEL + (MOTION_BYTES_PER_PIXEL if motion else 0)
+    needed = TRAIN_BYTES_FIXED + per_pixel * frames * height * width
     if available is None or needed <= available:
         return
-    fits = max(0, (available - TRAIN_BYTES_FIXED) // (TRAIN_BYTES_PER_PIXEL * height * width))
+    fits = max(0, (available - TRAIN_BYTES_FIXED) // (per_pixel * height * width))
     advice = f"use --frames {fits} or fewer" if fits else "even one frame of this size does not fit: downscale it"
     raise CodecLabError(
         f"training on {frames} frames of {width}x{height} needs about {needed / 1024**3:.1f} GB and {dev.type} has "
@@ -376,7 +387,7 @@ def encode_clip(
     cfg = preset.config
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
-    check_training_memory(frames, height, width, dev)
+    check_training_memory(frames, height, width, dev, motion=bool(cfg.motion_block))
     shapes = level_shapes(cfg, frames, height, width)
     fields: list[np.ndarray] = []
     if cfg.motion_block:

@@ -127,13 +127,15 @@ class LatentEncoder:
 
 
 class LatentDecoder:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, section: str = "latent") -> None:
         import constriction
+
+        self.section = section
 
         if len(data) % 4:
             from codec_lab.errors import BitstreamError
 
-            raise BitstreamError("latent section length is not a multiple of 4 bytes: the file is damaged")
+            raise BitstreamError(f"{section} section length is not a multiple of 4 bytes: the file is damaged")
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
         self._dec = constriction.stream.queue.RangeDecoder(words)
 
@@ -148,7 +150,7 @@ class LatentDecoder:
                     raise
                 from codec_lab.errors import BitstreamError
 
-                raise BitstreamError(f"latent data cannot be decoded ({exc}): the file is damaged") from None
+                raise BitstreamError(f"{self.section} data cannot be decoded ({exc}): the file is damaged") from None
             out[order[a:b]] = got
         return out
 

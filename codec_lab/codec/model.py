@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codec_lab.codec.bitstream import MOTION_BLOCKS
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES
 from codec_lab.codec.motion import compensate, frame_taps
 
@@ -89,6 +90,8 @@ class CodecConfig:
             raise ValueError("one temporal stride per level")
         if self.motion_block and not self.inter:
             raise ValueError("motion needs an inter synthesis")
+        if self.motion_block not in (0, *MOTION_BLOCKS):
+            raise ValueError(f"motion block {self.motion_block} is not one of {MOTION_BLOCKS}")
 
     @property
     def inter(self) -> bool:

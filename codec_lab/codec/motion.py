@@ -50,8 +50,8 @@ def grid(height: int, width: int, block: int) -> tuple[int, int]:
 def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64) -> Taps:
     """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
 
-    field: (by, bx, 2) int64 on the device the taps are wanted on (computed per use: at 1080p
-    one frame's taps take ~170 MB, too much to hold for every frame)."""
+    field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with
+    float32 weights: the decoder builds them a frame at a time."""
     precision = MV_FRAC * subsample  # vector units per sample of this plane
     plane_block = block // subsample
     device = field.device
@@ -81,43 +81,61 @@ def weighted_sum(ref: torch.Tensor, taps: Taps) -> torch.Tensor:
     return (flat[..., taps.index] * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape)
 
 
-def compensate(ref_pixels: torch.Tensor, taps: Taps) -> torch.Tensor:
-    """The decoder's prediction of one plane (..., h, w) from 8-bit reference samples: integers, exact in float64."""
-    return torch.floor((weighted_sum(ref_pixels, taps) + taps.norm // 2) / taps.norm)
+def compensate(ref_pixels: torch.Tensor, taps: Taps, straight_through: bool = False) -> torch.Tensor:
+    """The decoder's prediction of one plane (..., h, w) from 8-bit reference samples: integers, exact
+    (floor(S / n + 1/2) with S an integer and n a power of 2). `straight_through`: the same values,
+    with the gradient of the unrounded mix (training)."""
+    mixed = weighted_sum(ref_pixels, taps) / taps.norm
+    if straight_through:
+        return mixed + (torch.floor(mixed.detach() + 0.5) - mixed.detach())
+    return torch.floor(mixed + 0.5)
 
 
 # --------------------------------------------------------------------------- the motion section
 
 
-def median_predictor(field: np.ndarray, i: int, j: int) -> np.ndarray:
+def _median3(a: int, b: int, c: int) -> int:
+    return max(min(a, b), min(max(a, b), c))
+
+
+def _predictor(rows: list[list[tuple[int, int]]], i: int, j: int, bx: int) -> tuple[int, int]:
     """H.264's vector predictor: the left vector on the first row, else the median of left, top, top-right
-    (top-left when there is no top-right); a neighbour outside the frame counts as zero."""
-    bx = field.shape[1]
-    left = field[i, j - 1] if j > 0 else np.zeros(2, np.int64)
+    (top-left when there is no top-right); a neighbour outside the frame counts as zero.
+    On Python ints: the decoder runs it once per block (numpy per block was 4x slower)."""
+    left = rows[i][j - 1] if j > 0 else (0, 0)
     if i == 0:
         return left
-    top = field[i - 1, j]
-    corner = field[i - 1, j + 1] if j + 1 < bx else (field[i - 1, j - 1] if j > 0 else np.zeros(2, np.int64))
-    return np.median(np.stack([left, top, corner]), axis=0).astype(np.int64)
+    top = rows[i - 1][j]
+    corner = rows[i - 1][j + 1] if j + 1 < bx else (rows[i - 1][j - 1] if j > 0 else (0, 0))
+    return _median3(left[0], top[0], corner[0]), _median3(left[1], top[1], corner[1])
+
+
+def median_predictor(field: np.ndarray, i: int, j: int) -> np.ndarray:
+    """The predictor of block (i, j) of a (by, bx, 2) field whose blocks before it in raster order are known."""
+    rows = [[(int(v[0]), int(v[1])) for v in row] for row in field[max(0, i - 1) : i + 1]]
+    return np.array(_predictor(rows, min(i, 1), j, field.shape[1]), np.int64)
 
 
 def differences(field: np.ndarray) -> np.ndarray:
     """(by, bx, 2) vectors -> their differences from the median predictor, in raster order."""
-    out = np.empty_like(field, dtype=np.int64)
-    for i in range(field.shape[0]):
-        for j in range(field.shape[1]):
-            out[i, j] = field[i, j] - median_predictor(field, i, j)
-    return out
+    by, bx = field.shape[:2]
+    rows = [[(int(v[0]), int(v[1])) for v in row] for row in field]
+    pred = [[_predictor(rows, i, j, bx) for j in range(bx)] for i in range(by)]
+    return field.astype(np.int64) - np.array(pred, np.int64).reshape(by, bx, 2)
 
 
 def _undifferences(diffs: np.ndarray) -> np.ndarray:
-    field = np.zeros_like(diffs, dtype=np.int64)
-    for i in range(diffs.shape[0]):
-        for j in range(diffs.shape[1]):
-            field[i, j] = diffs[i, j] + median_predictor(field, i, j)
-            if np.abs(field[i, j]).max() > MV_MAX:
+    by, bx = diffs.shape[:2]
+    rows: list[list[tuple[int, int]]] = []
+    for i, drow in enumerate(diffs.tolist()):
+        rows.append([])
+        for j, (dy, dx) in enumerate(drow):
+            py, px = _predictor(rows, i, j, bx)
+            vy, vx = py + dy, px + dx
+            if abs(vy) > MV_MAX or abs(vx) > MV_MAX:
                 raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} half pixels: the file is damaged")
-    return field
+            rows[i].append((vy, vx))
+    return np.array(rows, np.int64).reshape(by, bx, 2)
 
 
 def difference_bits(diffs: np.ndarray, scale_id: int) -> float:
@@ -169,7 +187,7 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int]) -> list[np.n
     ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, 2)
     if ids.max(initial=0) >= entropy.NS:
         raise BitstreamError(f"motion scale id {int(ids.max())} is beyond the {entropy.NS} tables: the file is damaged")
-    decoder = entropy.LatentDecoder(data[n_ids:])
+    decoder = entropy.LatentDecoder(data[n_ids:], "motion")
     fields = []
     for frame_ids in ids:
         tid = (_MEAN_TABLE * entropy.NS + frame_ids)[None, :].repeat(by * bx, 0).reshape(-1)

@@ -64,7 +64,7 @@ def with_prediction(preset: Preset, prediction: str) -> Preset:
     if prediction not in PREDICTIONS:
         raise CodecLabError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     inter = preset.inter_synth if prediction != "intra" else ()
-    block = preset.motion_blocks[0] if prediction == "motion" else 0
+    block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block))
 
 
