@@ -9,7 +9,8 @@
 # 2. Smoke (about a minute): pytest's CUDA test (a CUDA-trained file decoded by a process that
 #    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
 #    CPU and compared bit for bit with the encoder's reconstruction; then seconds per iteration
-#    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), fp32/TF32 and bf16.
+#    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), fp32/TF32 and bf16, with
+#    the default prediction (motion, 8x8 blocks).
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
 #    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
 #    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
@@ -81,15 +82,18 @@ PY
 import json, sys, time, torch
 from codec_lab.codec.encoder import LatentModel, _distortion
 from codec_lab.codec.model import level_shapes
-from codec_lab.codec.presets import PRESETS
-cfg, dev = PRESETS["full"].config, torch.device(sys.argv[1])
+import numpy as np
+from codec_lab.codec.motion import grid
+from codec_lab.codec.presets import PRESETS, with_prediction
+cfg, dev = with_prediction(PRESETS["full"], "motion").config, torch.device(sys.argv[1])  # the default; 8x8 blocks
 if dev.type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
 sizes = [(352, 288, 30), (1920, 1080, 1), (1920, 1080, 4)] if dev.type == "cuda" else [(352, 288, 2)]
 for (w, h, t) in sizes:
     for amp in ((False, True) if dev.type == "cuda" else (False,)):
         torch.manual_seed(0)
-        m = LatentModel(cfg, level_shapes(cfg, t, h, w)).to(dev)
+        fields = [np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64)] * (t - 1)  # half-pel vectors: all 4 taps work
+        m = LatentModel(cfg, level_shapes(cfg, t, h, w), fields).to(dev)
         y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
         opt, frames = torch.optim.Adam(m.parameters(), 1e-2), list(range(t))
         def step():
