@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "fast"
 DEFAULT_LMBDA = 1e-3
 PREDICTIONS = ("intra", "previous", "motion")
-DEFAULT_PREDICTION = "motion"  # measured best on Foreman and N06 (docs/codec.md)
+DEFAULT_PREDICTION = "intra"  # motion wins on 8 frames but lost on N06's 48 (docs/codec.md)
 
 
 def with_prediction(preset: Preset, prediction: str) -> Preset:

@@ -18,9 +18,9 @@ def register(subparsers) -> None:
     parser.add_argument("--lmbda", type=positive_float, default=None, help="rate-distortion trade-off: higher = smaller file (default 1e-3)")
     parser.add_argument("--preset", default="fast", help="training budget: test, fast (default), medium, full")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iteration count")
-    parser.add_argument("--prediction", default="motion", choices=("intra", "previous", "motion"),
-                        help="intra: every frame from its own latents; previous: later frames correct the previous decoded "
-                             "frame; motion (default): they correct it moved by coded block motion vectors")
+    parser.add_argument("--prediction", default="intra", choices=("intra", "previous", "motion"),
+                        help="intra (default): every frame from its own latents; previous: later frames correct the previous "
+                             "decoded frame; motion: they correct it moved by coded block motion vectors")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop training after about this long")
