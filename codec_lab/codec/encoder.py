@@ -41,6 +41,7 @@ from codec_lab.codec.model import (
     laplace_bits,
     level_context,
     level_shapes,
+    pixel_levels,
     prediction_planes,
     reconstruct,
     synth_layer_tuples,
@@ -102,7 +103,7 @@ def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[mot
     straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point).
     taps: the frame's (luma, chroma) motion taps, or None for the previous frame as it is."""
     if taps is not None:
-        refs = (_straight_through(255.0 * v, torch.floor(torch.clamp(v.detach(), 0.0, 1.0) * 255.0 + 0.5)) for v in (prev_y, prev_uv))
+        refs = (_straight_through(255.0 * v, pixel_levels(v.detach())) for v in (prev_y, prev_uv))
         prev_y, prev_uv = (motion.compensate(ref, t, straight_through=True) / 255.0 for ref, t in zip(refs, taps))
     return tuple(_straight_through(v, decoded_value(v.detach())) for v in (prev_y, prev_uv))
 

@@ -337,13 +337,18 @@ def add_correction(out: torch.Tensor, pred_y: torch.Tensor, pred_uv: torch.Tenso
     return pred_y + y, pred_uv + uv
 
 
+def pixel_levels(x: torch.Tensor) -> torch.Tensor:
+    """Values on [0, 1] -> the 8-bit levels 0..255 a decoder stores (as floats)."""
+    return torch.floor(torch.clamp(x, 0.0, 1.0) * 255.0 + 0.5)
+
+
 def decoded_value(x: torch.Tensor) -> torch.Tensor:
     """What a decoded pixel is worth as a prediction: 8-bit, then on the 2**-ACT_FRAC grid.
 
     The decoder applies it to its uint8 frames; training applies it with a straight-through
     gradient so that the chain of frames it trains is the chain the decoder computes.
     """
-    pixels = torch.floor(torch.clamp(x, 0.0, 1.0) * 255.0 + 0.5) / 255.0
+    pixels = pixel_levels(x) / 255.0
     scale = float(1 << ACT_FRAC)
     return torch.floor(pixels * scale + 0.5) / scale
 
