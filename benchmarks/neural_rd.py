@@ -143,6 +143,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per RD point")
     parser.add_argument("--lmbdas", default="2e-4,6e-4,2e-3,6e-3")
     parser.add_argument("--prediction", default="intra", choices=("intra", "previous", "motion"), help="semantic_latent's frame prediction")
+    parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="RD points trained at once, one process each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -175,7 +176,8 @@ def main() -> int:
         (out / name).mkdir(exist_ok=True)
     # spawn, not fork: a forked child cannot use CUDA once the parent has touched it
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset, "prediction": args.prediction},
+        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
+                                                                   **({"intra_period": args.intra_period} if args.intra_period is not None else {})},
                                         str(out / name / f"semantic_latent_l{lm:g}"), options)
                 for name in names for lm in lmbdas}
         anchors = {} if args.skip_anchors else {name: anchor_points(read_clip(CLIPS[name](), frames=frames[name]), out / name) for name in names}

@@ -98,9 +98,9 @@ def test_block_size_follows_the_rate_trade_off():
             dy, dx = moves[i, j]
             cur[8 * i : 8 * i + 8, 8 * j : 8 * j + 8] = padded[3 + dy + 8 * i : 3 + dy + 8 * i + 8, 3 + dx + 8 * j : 3 + dx + 8 * j + 8]
     y = np.stack([ref, cur])
-    small, fields = choose_motion(y, (8, 16), lmbda=1e-6)  # bits nearly free: the field that predicts best
+    small, fields = choose_motion(y, (8, 16), 1e-6, [1])  # bits nearly free: the field that predicts best
     assert small == 8 and np.array_equal(fields[0], 2 * moves)
-    large, _ = choose_motion(y, (8, 16), lmbda=100.0)  # bits dear: the field with fewer vectors
+    large, _ = choose_motion(y, (8, 16), 100.0, [1])  # bits dear: the field with fewer vectors
     assert large == 16
 
 
@@ -141,6 +141,25 @@ def test_an_inter_frame_with_no_correction_is_the_moved_previous_frame():
     assert np.array_equal(u[1][:7, 1:], u[0][1:, :7]) and np.array_equal(v[1][:7, 1:], v[0][1:, :7])  # chroma: half that
 
 
+@pytest.mark.parametrize("period, frame_2_changes", [(0, True), (2, False)])
+def test_an_intra_frame_restarts_the_chain(period, frame_2_changes):
+    """With an intra period of 2, frame 2 is decoded from its own latents: what frame 1 decodes to does not reach it."""
+    cfg = replace(with_prediction(TEST, "motion", intra_period=period).config, motion_block=8)
+    assert cfg.inter_frames(3) == ([1, 2] if period == 0 else [1])
+    shapes = level_shapes(cfg, 3, 16, 16)
+    gen = torch.Generator().manual_seed(0)
+    levels = [torch.randint(-3, 4, s, generator=gen).to(torch.float64) for s in shapes]
+    synth = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg)], 8)
+    inter = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg, inter=True)], 8)
+    fields = [_field(2, 2, (0, 0))] * len(cfg.inter_frames(3))
+    before = reconstruct(cfg, levels, synth, 3, 16, 16, inter, fields)
+    for level in levels:
+        level[1] += 2
+    after = reconstruct(cfg, levels, synth, 3, 16, 16, inter, fields)
+    assert not np.array_equal(before[0][1], after[0][1])
+    assert np.array_equal(before[0][2], after[0][2]) != frame_2_changes
+
+
 # --------------------------------------------------------------------------- hostile motion sections
 
 
@@ -172,6 +191,7 @@ def test_motion_file_header_and_section(motion_file):
         (b"\x00" * 6, {}, "not a multiple of 4"),
         (None, {"motion_block": 12}, "motion block size 12"),
         (None, {"motion_block": 8, "inter_synth": ()}, "motion vectors without an inter synthesis"),
+        (None, {"intra_period": 1}, "0 predicted frames"),  # every frame intra, yet a motion section
     ],
 )
 def test_hostile_motion_sections(motion_file, section, header, message):
@@ -193,7 +213,7 @@ def test_vectors_beyond_the_limit_are_refused(motion_file):
         decode_bytes(_with_motion(motion_file, ids + coder.finish()))
 
 
-def test_version_3_without_motion_has_an_empty_motion_section(tmp_path):
+def test_a_file_without_motion_has_an_empty_motion_section(tmp_path):
     path = tmp_path / "p.clv"
     encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=with_prediction(TEST, "previous"))
     data = path.read_bytes()
@@ -206,20 +226,23 @@ def test_version_3_without_motion_has_an_empty_motion_section(tmp_path):
 # --------------------------------------------------------------------------- training of inter frames
 
 
-def test_the_warmup_rate_counts_only_frame_0():
-    """While frame 0 trains alone, the idle inter latents must not be charged (the ARM would learn they are all zero)."""
+@pytest.mark.parametrize("period, intra, idle", [(0, [0], [1, 2, 3]), (2, [0, 2], [3])])
+def test_the_warmup_rate_counts_only_the_intra_frames(period, intra, idle):
+    """While the intra frames train alone, the idle inter latents must not be charged (the ARM would learn
+    they are all zero). (Frame 1 is left alone with period 2: frame 2's ARM sees it as its previous slice.)"""
     from codec_lab.codec.encoder import LatentModel
 
-    cfg = with_prediction(TEST, "motion").config
-    shapes = level_shapes(cfg, 3, 16, 16)
-    model = LatentModel(cfg, shapes, [np.zeros((2, 2, 2), np.int64)] * 2)
+    cfg = with_prediction(TEST, "motion", intra_period=period).config
+    shapes = level_shapes(cfg, 4, 16, 16)
+    assert [t for t in range(4) if cfg.is_intra(t)] == intra
+    model = LatentModel(cfg, shapes, dict.fromkeys(cfg.inter_frames(4), np.zeros((2, 2, 2), np.int64)))
     gen = torch.Generator().manual_seed(0)
     qs = [torch.randint(-3, 4, s, generator=gen).float() for s in shapes]
     changed = [q.clone() for q in qs]
     for q in changed:
-        q[1:] += 5
+        q[idle] += 5
     with torch.no_grad():
-        assert model.rate_bits(changed, 1) == model.rate_bits(qs, 1)
+        assert model.rate_bits(changed, intra) == model.rate_bits(qs, intra)
         assert model.rate_bits(changed) != model.rate_bits(qs)
 
 

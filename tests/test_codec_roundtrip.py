@@ -21,12 +21,14 @@ torch.set_num_threads(1)
 TEST = PRESETS["test"]
 
 
-@pytest.fixture(scope="module", params=["intra", "previous", "motion"])
+@pytest.fixture(scope="module", params=["intra", "previous", "motion", "motion/2"])
 def encoded(request, tmp_path_factory):
-    """Every test that takes it runs on each kind of file: all frames intra, frames predicted from the previous one, and from it moved by motion vectors."""
+    """Every test that takes it runs on each kind of file: all frames intra, frames predicted from the previous one,
+    and from it moved by motion vectors, with frame 0 the only intra frame or (/2) every second frame intra."""
     clip = synthetic_clip(frames=3)
     path = tmp_path_factory.mktemp("enc") / "clip.clv"
-    preset = with_prediction(TEST, request.param)
+    prediction, _, period = request.param.partition("/")
+    preset = with_prediction(TEST, prediction, int(period) if period else None)
     result = encode_clip(clip, path, lmbda=1e-3, preset=preset)
     return clip, path, result
 

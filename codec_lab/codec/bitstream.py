@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (3; versions 1 and 2, which lack the later fields, still decode)
+    4       1     format version (4; versions 1 to 3, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -14,10 +14,12 @@ Layout (all integers big-endian):
                   synthesis weight shift u8, ARM weight shift u8,
                   [version 2] inter synthesis layers u8 (0: every frame intra), per layer
                   (out u8, kernel u8, flags u8), inter weight shift u8,
-                  [version 3] motion block size u8 (0: no motion vectors)
+                  [version 3] motion block size u8 (0: no motion vectors),
+                  [version 4] intra period u16 (0: only frame 0 is intra)
     ...     4+W   weights section: length u32, then the weights as signed
-                  exp-Golomb codes (per tensor: 4-bit order k, then the values),
-                  synthesis, then inter synthesis, then ARM
+                  exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
+                  4-bit order k, then the values), synthesis, then inter synthesis,
+                  then ARM; a tensor's values are integers x 2**(c - its network's shift)
     ...     4+M   [version 3] motion section: length u32, then (with a motion block size)
                   the inter frames' motion fields (see `motion.py`); empty otherwise
     ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
@@ -40,8 +42,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -58,6 +60,12 @@ DEFAULT_MAX_PIXELS = 1 << 28  # frames x width x height the decoder agrees to pr
 EG_MAX_ZEROS = 20
 WEIGHT_LIMIT = (1 << 15) - 1
 MOTION_BLOCKS = (4, 8, 16, 32)  # the block sizes `motion.py` may use
+MAX_INTRA_PERIOD = MAX_FRAMES
+
+
+def intra_frame(t: int, intra_period: int) -> bool:
+    """Whether frame t of a clip with inter frames is intra: frame 0, and every intra_period-th with one."""
+    return t == 0 or (intra_period > 0 and t % intra_period == 0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Header:
     inter_synth: tuple[tuple[int, int, int], ...] = ()  # empty: every frame intra
     inter_shift: int = 0
     motion_block: int = 0  # 0: no motion vectors
+    intra_period: int = 0  # 0: only frame 0 is intra
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -90,6 +99,7 @@ class Parsed:
     latents: bytes
     file_bytes: int
     motion: bytes = b""
+    version: int = VERSION
 
 
 def pack_header(h: Header) -> bytes:
@@ -98,7 +108,7 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BB", h.inter_shift, h.motion_block)
+    return body + struct.pack(">BBH", h.inter_shift, h.motion_block, h.intra_period)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -171,9 +181,13 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         (motion_block,) = r.unpack(">B")
         _check(motion_block in (0, *MOTION_BLOCKS), f"motion block size {motion_block} is not one of 0, {', '.join(map(str, MOTION_BLOCKS))}")
         _check(not motion_block or inter_synth, "motion vectors without an inter synthesis")
+    intra_period = 0
+    if version >= 4:
+        (intra_period,) = r.unpack(">H")
+        _check(intra_period <= MAX_INTRA_PERIOD, f"intra period {intra_period} above {MAX_INTRA_PERIOD}")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
-                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block)
+                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period)
 
 
 def parse_file(data: bytes) -> Parsed:
@@ -200,12 +214,13 @@ def parse_file(data: bytes) -> Parsed:
     if version >= 3:
         (mlen,) = r.unpack(">I")
         motion = r.take(mlen)
-        _check(bool(motion) == bool(header.motion_block and header.frames > 1),
-               f"a motion section of {mlen} bytes does not fit a header with motion block {header.motion_block} and {header.frames} frames")
+        predicted = sum(not intra_frame(t, header.intra_period) for t in range(header.frames))
+        _check(bool(motion) == bool(header.motion_block and predicted),
+               f"a motion section of {mlen} bytes does not fit a header with motion block {header.motion_block} and {predicted} predicted frames")
     (llen,) = r.unpack(">I")
     latents = r.take(llen)
     _check(r.pos == len(r.data), f"{len(r.data) - r.pos} unexpected bytes after the last section")
-    return Parsed(header, weights, latents, len(data), motion)
+    return Parsed(header, weights, latents, len(data), motion, version)
 
 
 # --------------------------------------------------------------------------- weights (signed exp-Golomb)
@@ -273,25 +288,41 @@ def read_eg(r: BitReader, count: int, k: int) -> np.ndarray:
     return out
 
 
-def pack_weights(tensors: list[np.ndarray]) -> bytes:
+COARSEN_BITS = 3  # [version 4] per tensor: its step is 2**c times its network's, c < 2**COARSEN_BITS
+MAX_COARSEN = (1 << COARSEN_BITS) - 1
+
+
+def pack_weights(tensors: list[np.ndarray], coarsen: list[int] | None = None) -> bytes:
+    """The weights section: each tensor's integers (and its coarsening, default 0)."""
     w = BitWriter()
-    for t in tensors:
+    for i, t in enumerate(tensors):
         flat = t.reshape(-1).astype(np.int64)
+        c = coarsen[i] if coarsen else 0
+        if not 0 <= c <= MAX_COARSEN:
+            raise ValueError(f"coarsening {c} outside 0..{MAX_COARSEN}")
         k = min(range(16), key=lambda kk: eg_bits(flat, kk))
+        w.write(c, COARSEN_BITS)
         w.write(k, 4)
         write_eg(w, flat, k)
     return w.to_bytes()
 
 
-def unpack_weights(data: bytes, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+def weight_bits(tensor: np.ndarray) -> int:
+    """What `pack_weights` spends on one tensor, in bits."""
+    return COARSEN_BITS + 4 + min(eg_bits(tensor.reshape(-1).astype(np.int64), k) for k in range(16))
+
+
+def unpack_weights(data: bytes, shapes: list[tuple[int, ...]], version: int = VERSION) -> tuple[list[np.ndarray], list[int]]:
+    """The tensors' integers and coarsenings (all 0 before version 4)."""
     r = BitReader(data)
-    out = []
+    out, coarsen = [], []
     for shape in shapes:
         count = int(np.prod(shape))
         if count > len(r.bits) - r.pos:  # every code takes at least one bit
             raise BitstreamError("weights section is shorter than the networks the header describes")
+        coarsen.append(r.read(COARSEN_BITS) if version >= 4 else 0)
         k = r.read(4)
         out.append(read_eg(r, count, k).reshape(shape))
     if len(r.bits) - r.pos >= 8:
         raise BitstreamError("weights section has unexpected trailing bytes")
-    return out
+    return out, coarsen

@@ -53,15 +53,15 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS)
             f"the header implies {n_symbols} latents but a latent section of {len(parsed.latents)} bytes cannot hold that many: the file is damaged"
         )
     synth_shapes, inter_shapes, arm_shapes = synth_param_shapes(cfg), synth_param_shapes(cfg, inter=True), arm_param_shapes(cfg)
-    ints = bitstream.unpack_weights(parsed.weights, synth_shapes + inter_shapes + arm_shapes)
+    ints, coarsen = bitstream.unpack_weights(parsed.weights, synth_shapes + inter_shapes + arm_shapes, parsed.version)
     ints = [torch.from_numpy(t) for t in ints]
-    n_synth, n_inter = len(synth_shapes), len(inter_shapes)
-    synth_params = dequantize(ints[:n_synth], cfg.synth_shift)
-    inter_params = dequantize(ints[n_synth : n_synth + n_inter], cfg.inter_shift)
-    arm_params = dequantize(ints[n_synth + n_inter :], cfg.arm_shift)
+    a, b = len(synth_shapes), len(synth_shapes) + len(inter_shapes)
+    synth_params = dequantize(ints[:a], cfg.synth_shift, coarsen[:a])
+    inter_params = dequantize(ints[a:b], cfg.inter_shift, coarsen[a:b])
+    arm_params = dequantize(ints[b:], cfg.arm_shift, coarsen[b:])
     fields = None
-    if cfg.motion_block and header.frames > 1:
-        fields = motion.decode_fields(parsed.motion, header.frames - 1, motion.grid(height, width, cfg.motion_block))
+    if cfg.motion_block and cfg.inter_frames(header.frames):
+        fields = motion.decode_fields(parsed.motion, len(cfg.inter_frames(header.frames)), motion.grid(height, width, cfg.motion_block))
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents))
         y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)

@@ -45,6 +45,7 @@ from codec_lab.codec.model import (
     prediction_planes,
     reconstruct,
     synth_layer_tuples,
+    take_slices,
     to_420,
     upsample_levels,
 )
@@ -53,7 +54,7 @@ from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
 YUV_WEIGHTS = (6.0 / 8.0, 1.0 / 8.0, 1.0 / 8.0)
-INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains frame 0 alone
+INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains its intra frames alone
 SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
 ARM_SHIFTS = (5, 6, 7, 8, 9, 10)
 
@@ -109,18 +110,19 @@ def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[mot
 
 
 class LatentModel(nn.Module):
-    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: list[np.ndarray] | None = None) -> None:
+    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray] | None = None) -> None:
+        """fields: with a motion config, the motion vectors of each predicted frame, by frame index."""
         super().__init__()
         self.cfg = cfg
-        # Each inter frame's taps, built once (autograd would hold them until backward anyway):
+        # Each predicted frame's taps, built once (autograd would hold them until backward anyway):
         # buffers, so they follow the model to its device.
-        self.taps_meta: list[tuple[tuple[int, tuple[int, int]], ...]] = []
-        for t, vectors in enumerate(fields or []):
+        self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int]], ...]] = {}
+        for t, vectors in (fields or {}).items():
             taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32)
             for k, plane in enumerate(taps):
                 self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
                 self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
-            self.taps_meta.append(tuple((plane.norm, plane.shape) for plane in taps))
+            self.taps_meta[t] = tuple((plane.norm, plane.shape) for plane in taps)
         self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
@@ -138,45 +140,51 @@ class LatentModel(nn.Module):
                 out.append(_straight_through(lat, torch.round(lat)))
         return out
 
-    def rate_bits(self, qs: list[torch.Tensor], frames: int | None = None) -> torch.Tensor:
-        """The ARM's bits for the latents, or only for those the first `frames` frames use."""
+    def rate_bits(self, qs: list[torch.Tensor], frames: list[int] | None = None) -> torch.Tensor:
+        """The ARM's bits for the latents, or only for the slices that `frames` use."""
         total = qs[0].new_zeros(())
         for level in range(self.cfg.n_levels):
-            stride = self.cfg.temporal_strides[level]
-            used = qs[level].shape[0] if frames is None else (frames + stride - 1) // stride
-            feats = level_context(self.cfg, qs, level)[:used].reshape(-1, ARM_IN)
-            mu, log2_scale = self.arm(feats)
-            total = total + laplace_bits(qs[level][:used].reshape(-1), mu, log2_scale).sum()
+            feats, q = level_context(self.cfg, qs, level), qs[level]
+            if frames is not None:
+                used = torch.tensor(sorted({f // self.cfg.temporal_strides[level] for f in frames}), device=q.device)
+                feats, q = feats.index_select(0, used), q.index_select(0, used)
+            mu, log2_scale = self.arm(feats.reshape(-1, ARM_IN))
+            total = total + laplace_bits(q.reshape(-1), mu, log2_scale).sum()
         return total
 
     def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
-        """The (luma, chroma) motion taps of frame t >= 1 (None without motion)."""
+        """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
         if not self.cfg.motion_block:
             return None
-        return tuple(motion.Taps(getattr(self, f"taps_{t - 1}_{k}_index"), getattr(self, f"taps_{t - 1}_{k}_weight"), norm, shape)
-                     for k, (norm, shape) in enumerate(self.taps_meta[t - 1]))
+        return tuple(motion.Taps(getattr(self, f"taps_{t}_{k}_index"), getattr(self, f"taps_{t}_{k}_weight"), norm, shape)
+                     for k, (norm, shape) in enumerate(self.taps_meta[t]))
 
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training reconstruction of `frames` (ascending): Y (N, H, W), UV (N, 2, H/2, W/2)."""
         x = upsample_levels(self.cfg, qs, frames)
         if self.inter is None:
             return to_420(self.synth(x))
-        # Inter frames form a chain: frame t is predicted by frame t-1 as the decoder will have it
-        # (8-bit, straight-through gradient), so the gradient of every frame reaches frame 0.
-        # (Cutting the gradient along the chain was measured worse: frame 0 got better, the
-        # later frames drifted down by ~1 dB a frame on N06.)
-        if frames != list(range(len(frames))):
-            raise ValueError("inter frames are rendered as a chain from frame 0")
+        # Predicted frames form chains from each intra frame: frame t is predicted by frame t-1 as
+        # the decoder will have it (8-bit, straight-through gradient), so the gradient of every
+        # frame reaches the intra frame of its chain. (Cutting the gradient along the chain was
+        # measured worse: frame 0 got better, the later frames drifted down by ~1 dB a frame on N06.)
+        row = {t: i for i, t in enumerate(frames)}
+        if any(not self.cfg.is_intra(t) and t - 1 not in row for t in frames) or frames != sorted(frames):
+            raise ValueError("a predicted frame is rendered after the frame it is predicted from")
+        intra = [i for i, t in enumerate(frames) if self.cfg.is_intra(t)]
         # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
         # be up to 2 levels away from the decoder's chain.
-        y, uv = to_420(self.synth(x[:1]).float())
-        ys, uvs = [y], [uv]
-        for t in range(1, len(frames)):
-            pred_y, pred_uv = _ste_prediction(ys[-1], uvs[-1], self.motion_taps(t))
-            out = self.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)).float()
-            y, uv = add_correction(out, pred_y, pred_uv)
-            ys.append(y)
-            uvs.append(uv)
-        return torch.cat(ys), torch.cat(uvs)
+        y0, uv0 = to_420(self.synth(take_slices(x, intra)).float())
+        ys, uvs = {}, {}
+        for k, i in enumerate(intra):
+            ys[i], uvs[i] = y0[k : k + 1], uv0[k : k + 1]
+        for i, t in enumerate(frames):
+            if i in ys:
+                continue
+            pred_y, pred_uv = _ste_prediction(ys[row[t - 1]], uvs[row[t - 1]], self.motion_taps(t))
+            out = self.inter(torch.cat([x[i : i + 1], prediction_planes(pred_y, pred_uv)], dim=1)).float()
+            ys[i], uvs[i] = add_correction(out, pred_y, pred_uv)
+        return torch.cat([ys[i] for i in range(len(frames))]), torch.cat([uvs[i] for i in range(len(frames))])
 
 
 def _targets(clip: Clip, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,10 +216,13 @@ def train(
     progress: Callable[[Progress], None] | None,
 ) -> tuple[int, float, list[Progress]]:
     frames = list(range(y.shape[0]))
+    intra_frames = [t for t in frames if model.cfg.is_intra(t)]
     pixels = float(y.numel())
     if y.device.type == "cpu":
         torch.set_flush_denormal(True)
-    opt = torch.optim.Adam(model.parameters(), lr=preset.lr)
+    latents = list(model.latents.parameters())
+    networks = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
+    opt = torch.optim.Adam([{"params": latents, "factor": preset.latent_lr_factor}, {"params": networks, "factor": 1.0}], lr=preset.lr)
     total = preset.iterations
     noise_end = int(round(total * (1.0 - preset.ste_fraction)))
     start = time.monotonic()
@@ -226,22 +237,28 @@ def train(
         else:
             lr = preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["factor"]
         progress_in_noise = min(1.0, it / max(1, noise_end))
         temperature = 0.3 - 0.2 * progress_in_noise
         amplitude = 1.0
         qs = model.quantized(noise, temperature, amplitude)
-        # With inter frames, frame 0 trains alone first (as an I-frame before its P-frames): trained
-        # with the chain from the start it settles ~1.4 dB lower and the later frames with it.
-        # Its rate alone too: the inter latents are not charged before their frames are shown
-        # (charging them only pushed them to zero before they had a use). Frame 0's bits stay
-        # priced per pixel of the whole clip meanwhile, 1/T of their later price, much as an
-        # I-frame gets a lower QP: pricing them per pixel of frame 0 cost 1-2 dB at high lambda (N06).
-        shown = frames[:1] if model.inter is not None and it < INTRA_WARMUP * noise_end else frames
+        # With inter frames, the intra frames train alone first (as I-frames before their
+        # P-frames): trained with the chain from the start frame 0 settles ~1.4 dB lower and the
+        # later frames with it. Their rate alone too: the inter latents are not charged before
+        # their frames are shown (charging them only pushed them to zero before they had a use).
+        # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
+        # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
+        # frames shown cost 1-2 dB at high lambda (N06).
+        warmup = model.inter is not None and it < INTRA_WARMUP * noise_end
+        shown = intra_frames if warmup else frames
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
             y_hat, uv_hat = model.render(qs, shown)
-        dist = _distortion(y_hat.float(), uv_hat.float(), y[: len(shown)], uv[: len(shown)])
-        bits = model.rate_bits(qs, len(shown))
+        if warmup:
+            index = torch.tensor(intra_frames, device=y.device)
+            dist = _distortion(y_hat.float(), uv_hat.float(), y.index_select(0, index), uv.index_select(0, index))
+        else:
+            dist = _distortion(y_hat.float(), uv_hat.float(), y, uv)
+        bits = model.rate_bits(qs, shown if warmup else None)
         loss = dist + lmbda * bits / pixels
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -271,37 +288,61 @@ def train(
     return it, time.monotonic() - start, log
 
 
-def _quantize(tensors: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
-    scale = float(1 << shift)
-    return [torch.clamp(torch.round(t.detach().double().cpu() * scale), -WEIGHT_INT_MAX, WEIGHT_INT_MAX).to(torch.int64) for t in tensors]
+@dataclass(frozen=True)
+class WeightSteps:
+    """One network's quantization: tensor i has the step 2**(coarsen[i] - shift)."""
+
+    shift: int
+    coarsen: tuple[int, ...]
+
+    def quantize(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [torch.clamp(torch.round(t.detach().double().cpu() * 2.0 ** (self.shift - c)), -WEIGHT_INT_MAX, WEIGHT_INT_MAX).to(torch.int64)
+                for t, c in zip(tensors, self.coarsen)]
+
+    def dequantize(self, ints: list[torch.Tensor]) -> list[torch.Tensor]:
+        return dequantize(ints, self.shift, list(self.coarsen))
 
 
 def _weight_bits(ints: list[torch.Tensor]) -> int:
-    return sum(4 + min(bitstream.eg_bits(t.reshape(-1).numpy(), k) for k in range(16)) for t in ints)
+    return sum(bitstream.weight_bits(t.numpy()) for t in ints)
 
 
 @torch.no_grad()
-def _best_shift(net: nn.Module, shifts: tuple[int, ...], cost: Callable[[list[torch.Tensor]], float]) -> int:
-    """The weight step 2**-shift of `net` that minimises cost(integer weights), evaluated with `net`
-    holding the quantized weights; `net` gets its float weights back."""
+def _best_steps(net: nn.Module, shifts: tuple[int, ...], cost: Callable[[list[torch.Tensor]], float]) -> WeightSteps:
+    """The quantization of `net` that minimises cost(integer weights), evaluated with `net` holding
+    the quantized weights: first one step 2**-shift for the whole network, then each tensor made
+    coarser while that pays (a first layer's weights take a coarse step, a last layer's bias
+    rarely). `net` gets its float weights back."""
     params = list(net.parameters())
     saved = [p.detach().clone() for p in params]
-    best, best_cost = shifts[0], float("inf")
-    for shift in shifts:
-        ints = _quantize(saved, shift)
-        for p, q in zip(params, dequantize(ints, shift)):
+
+    def evaluate(steps: WeightSteps) -> float:
+        ints = steps.quantize(saved)
+        for p, q in zip(params, steps.dequantize(ints)):
             p.copy_(q.float())
-        value = cost(ints)
-        if value < best_cost:
-            best, best_cost = shift, value
+        return cost(ints)
+
+    zero = (0,) * len(params)
+    best_cost, best = min(((evaluate(WeightSteps(shift, zero)), WeightSteps(shift, zero)) for shift in shifts), key=lambda pair: pair[0])
+    for i in range(len(params)):
+        misses = 0
+        for c in range(1, bitstream.MAX_COARSEN + 1):
+            trial = WeightSteps(best.shift, best.coarsen[:i] + (c,) + best.coarsen[i + 1 :])
+            value = evaluate(trial)
+            if value < best_cost:
+                best_cost, best, misses = value, trial, 0
+            else:
+                misses += 1
+                if misses == 2:  # past one plateau (a halving that rounds a few values the same way) it only gets worse
+                    break
     for p, q in zip(params, saved):
         p.copy_(q)
     return best
 
 
 @torch.no_grad()
-def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> tuple[int, int, int]:
-    """Each network's weight step (synthesis, ARM, inter synthesis) by D + lmbda * R, one network at a time."""
+def _choose_steps(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float) -> tuple[WeightSteps, WeightSteps, WeightSteps | None]:
+    """Each network's weight steps (synthesis, ARM, inter synthesis) by D + lmbda * R, one network at a time."""
     pixels = float(y.numel())
     frames = list(range(y.shape[0]))
     qs = [torch.round(lat.detach()) for lat in model.latents]
@@ -313,10 +354,10 @@ def _choose_shifts(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda:
     def arm_cost(ints: list[torch.Tensor]) -> float:
         return lmbda * (float(model.rate_bits(qs)) + _weight_bits(ints)) / pixels
 
-    best_s = _best_shift(model.synth, SYNTH_SHIFTS, synthesis_cost)
-    best_i = _best_shift(model.inter, SYNTH_SHIFTS, synthesis_cost) if model.inter is not None else 0
-    best_a = _best_shift(model.arm, ARM_SHIFTS, arm_cost)
-    return best_s, best_a, best_i
+    synth = _best_steps(model.synth, SYNTH_SHIFTS, synthesis_cost)
+    inter = _best_steps(model.inter, SYNTH_SHIFTS, synthesis_cost) if model.inter is not None else None
+    arm = _best_steps(model.arm, ARM_SHIFTS, arm_cost)
+    return synth, arm, inter
 
 
 # Peak training memory per pixel-frame (activations, gradients, Adam state) measured on the CPU
@@ -390,43 +431,45 @@ def encode_clip(
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev, motion=bool(cfg.motion_block))
     shapes = level_shapes(cfg, frames, height, width)
-    fields: list[np.ndarray] = []
+    fields: list[np.ndarray] = []  # the predicted frames' motion, in cfg.inter_frames order
     if cfg.motion_block:
         from codec_lab.codec.motion_search import choose_motion
 
-        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda)
+        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda, cfg.inter_frames(frames))
         cfg = replace(cfg, motion_block=block)
 
     torch.manual_seed(seed)
-    model = LatentModel(cfg, shapes, fields).to(dev)
+    model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields))).to(dev)
     y, uv = _targets(padded, dev)
     iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
 
     # ---- finalize on the CPU in the decoder's arithmetic
     model = model.cpu().float()
     y, uv = y.cpu(), uv.cpu()
-    synth_shift, arm_shift, inter_shift = _choose_shifts(model, y, uv, lmbda)
-    cfg = cfg.with_shifts(synth_shift, arm_shift, inter_shift)
-    synth_ints = _quantize(list(model.synth.parameters()), synth_shift)
-    inter_ints = _quantize(list(model.inter.parameters()), inter_shift) if model.inter is not None else []
-    arm_ints = _quantize(list(model.arm.parameters()), arm_shift)
+    synth_steps, arm_steps, inter_steps = _choose_steps(model, y, uv, lmbda)
+    inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
+    cfg = cfg.with_shifts(synth_steps.shift, arm_steps.shift, inter_steps.shift)
+    synth_ints = synth_steps.quantize(list(model.synth.parameters()))
+    inter_ints = inter_steps.quantize(list(model.inter.parameters())) if model.inter is not None else []
+    arm_ints = arm_steps.quantize(list(model.arm.parameters()))
     assert [tuple(t.shape) for t in arm_ints] == arm_param_shapes(cfg)
-    weights = bitstream.pack_weights([t.numpy() for t in synth_ints + inter_ints + arm_ints])
+    weights = bitstream.pack_weights([t.numpy() for t in synth_ints + inter_ints + arm_ints],
+                                     list(synth_steps.coarsen + inter_steps.coarsen + arm_steps.coarsen))
     values = [torch.round(lat.detach().double()).clamp(-entropy.LMAX, entropy.LMAX) for lat in model.latents]
     coder = entropy.LatentEncoder()
-    levels = code_latents(cfg, shapes, dequantize(arm_ints, arm_shift), coder, values)
+    levels = code_latents(cfg, shapes, arm_steps.dequantize(arm_ints), coder, values)
     latents = coder.finish()
     header = bitstream.Header(
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
-        synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, synth_shift, arm_shift,
-        synth_layer_tuples(cfg, inter=True), inter_shift, cfg.motion_block,
+        synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
+        synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period,
     )
     motion_section = motion.encode_fields(fields) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)
     out_path = Path(out_path)
     out_path.write_bytes(data)
-    y8, u8, v8 = reconstruct(cfg, levels, dequantize(synth_ints, synth_shift), frames, height, width,
-                             dequantize(inter_ints, inter_shift), fields)
+    y8, u8, v8 = reconstruct(cfg, levels, synth_steps.dequantize(synth_ints), frames, height, width,
+                             inter_steps.dequantize(inter_ints), fields)
     recon = Clip(y8, u8, v8, clip.fps).cropped(clip.height, clip.width)
     estimated = coder.ideal_bits + 8.0 * (len(data) - len(latents))
     return EncodeResult(

@@ -11,8 +11,9 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
 - Synthesis: a few 1x1 / 3x3 convolutions (replicate padding) to 3 channels at
   full resolution; Y is channel 0, U and V are channels 1 and 2 averaged over
   2x2 (4:2:0 out, so no bits are spent on chroma detail the format drops).
-- Inter frames (when the config has an `inter_synth`): frame 0 is coded as above;
-  every later frame t is predicted by the previous decoded frame, as it is or
+- Inter frames (when the config has an `inter_synth`): frame 0 (and with an
+  `intra_period` P frames P, 2P, ...) is coded as above; every other frame t
+  is predicted by the previous decoded frame, as it is or
   (with `motion_block`) moved by a coded field of block motion vectors
   (`motion.py`), and a second synthesis network sees the latents of frame t and
   that prediction (Y, and U, V brought up x2) and outputs a correction added to
@@ -44,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_lab.codec.bitstream import MOTION_BLOCKS
+from codec_lab.codec.bitstream import MAX_INTRA_PERIOD, MOTION_BLOCKS, intra_frame
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES
 from codec_lab.codec.motion import compensate, frame_taps
 
@@ -84,6 +85,7 @@ class CodecConfig:
     inter_synth: tuple[LayerSpec, ...] = ()  # empty: every frame intra (format version 1's only mode)
     inter_shift: int = 8
     motion_block: int = 0  # 0: inter frames predicted by the previous frame as it is; else block motion (see motion.py)
+    intra_period: int = 0  # with an inter synthesis: frames 0, P, 2P, ... are intra (0: frame 0 only)
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -92,10 +94,20 @@ class CodecConfig:
             raise ValueError("motion needs an inter synthesis")
         if self.motion_block not in (0, *MOTION_BLOCKS):
             raise ValueError(f"motion block {self.motion_block} is not one of {MOTION_BLOCKS}")
+        if not 0 <= self.intra_period <= MAX_INTRA_PERIOD:
+            raise ValueError(f"intra period {self.intra_period} is outside 0..{MAX_INTRA_PERIOD}")
 
     @property
     def inter(self) -> bool:
         return bool(self.inter_synth)
+
+    def is_intra(self, t: int) -> bool:
+        """Whether frame t is coded from its latents alone (else it corrects its prediction from frame t-1)."""
+        return not self.inter or intra_frame(t, self.intra_period)
+
+    def inter_frames(self, frames: int) -> list[int]:
+        """The frames (of `frames`) that are predicted; motion fields come in this order."""
+        return [t for t in range(frames) if not self.is_intra(t)]
 
     def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
         return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
@@ -114,6 +126,7 @@ class CodecConfig:
             "arm_step": f"2^-{self.arm_shift}",
             **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
             **({"motion": f"{self.motion_block}x{self.motion_block} blocks, half-pel"} if self.motion_block else {}),
+            **({"intra_period": self.intra_period or "frame 0 only"} if self.inter else {}),
         }
 
 
@@ -361,8 +374,9 @@ def round_fp(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.floor(x * scale + 0.5) / scale, -ACT_CLAMP, ACT_CLAMP)
 
 
-def dequantize(ints: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
-    return [t.to(torch.float64) * (2.0**-shift) for t in ints]
+def dequantize(ints: list[torch.Tensor], shift: int, coarsen: list[int] | None = None) -> list[torch.Tensor]:
+    """Integer weights -> float64 values: tensor i has the step 2**(coarsen[i] - shift)."""
+    return [t.to(torch.float64) * (2.0 ** ((coarsen[i] if coarsen else 0) - shift)) for i, t in enumerate(ints)]
 
 
 def synthesis_fixed(cfg: CodecConfig, x: torch.Tensor, params: list[torch.Tensor], inter: bool = False) -> torch.Tensor:
@@ -477,12 +491,13 @@ def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list
                 inter_params: list[torch.Tensor] | None = None, motion_fields: list | None = None):
     """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size.
 
-    motion_fields: with a motion config, the vectors of frames 1..T-1."""
+    motion_fields: with a motion config, the vectors of `cfg.inter_frames(frames)`, in that order."""
     ys, us, vs = [], [], []
+    fields = iter(motion_fields or [])
     for t in range(frames):
         x = upsample_levels(cfg, levels, [t])
-        if cfg.inter and t > 0:
-            field = motion_fields[t - 1] if cfg.motion_block else None
+        if not cfg.is_intra(t):
+            field = next(fields) if cfg.motion_block else None
             prev_y, prev_uv = predicted_pixels(cfg, ys[-1][None].to(torch.float64), torch.stack([us[-1], vs[-1]])[None].to(torch.float64), field)
             pred_y = decoded_value(prev_y / 255.0)
             pred_uv = decoded_value(prev_uv / 255.0)
@@ -505,7 +520,8 @@ def config_from_header(header) -> CodecConfig:
         return tuple(LayerSpec(out, kernel, bool(flags & 1), bool(flags & 2)) for out, kernel, flags in layers)
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
-                       header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block)
+                       header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
+                       header.intra_period)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

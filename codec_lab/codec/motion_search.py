@@ -75,29 +75,30 @@ def estimate_field(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int 
     return _choose(_block_sad(preds, cur, block, by, bx), candidates, lam)
 
 
-def estimate_motion(y: np.ndarray, block: int, **kwargs) -> list[np.ndarray]:
-    """The fields of frames 1..T-1 of luma `y` (T, H, W), each searched on the previous source frame."""
-    return [estimate_field(y[t - 1], y[t], block, **kwargs) for t in range(1, len(y))]
+def estimate_motion(y: np.ndarray, block: int, frames: list[int], **kwargs) -> list[np.ndarray]:
+    """The fields of the predicted `frames` of luma `y` (T, H, W), each searched on the source frame before it."""
+    return [estimate_field(y[t - 1], y[t], block, **kwargs) for t in frames]
 
 
-def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float) -> float:
+def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int]) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss) plus the fields' bits per pixel."""
     t, h, w = y.shape
     mse = 0.0
-    for k, field in enumerate(fields, start=1):
+    for k, field in zip(frames, fields):
         pred = compensate(torch.from_numpy(y[k - 1].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return 0.75 * mse + lmbda * field_bits(fields) / (t * h * w)
 
 
-def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float) -> tuple[int, list[np.ndarray]]:
-    """The block size (and its fields) of least `prediction_cost`: small blocks follow motion better,
-    large ones cost fewer bits, which matters more the lower the rate (the larger lmbda)."""
+def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int]) -> tuple[int, list[np.ndarray]]:
+    """The block size (and the fields of the predicted `frames`) of least `prediction_cost`: small
+    blocks follow motion better, large ones cost fewer bits, which matters more the lower the rate
+    (the larger lmbda)."""
     best = None
     for block in blocks:
-        fields = estimate_motion(y, block)
-        cost = prediction_cost(y, fields, block, lmbda)
+        fields = estimate_motion(y, block, frames)
+        cost = prediction_cost(y, fields, block, lmbda, frames)
         if best is None or cost < best[0]:
             best = (cost, block, fields)
     return best[1], best[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from codec_lab.codec.bitstream import MAX_INTRA_PERIOD
 from codec_lab.codec.model import CodecConfig, LayerSpec
 
 
@@ -12,7 +13,8 @@ class Preset:
     name: str
     config: CodecConfig
     iterations: int
-    lr: float = 1e-2
+    lr: float = 1e-2  # the networks' learning rate
+    latent_lr_factor: float = 4.0  # the latents' learning rate is this times the networks'
     ste_fraction: float = 0.1  # last part of training uses straight-through rounding
     ste_lr_factor: float = 0.01  # small: with STE a latent can cross a rounding boundary the rate gradient does not see
     check_every: int = 10  # progress/time checks (the only host syncs in the loop)
@@ -25,6 +27,7 @@ class Preset:
         LayerSpec(3, 3, False, residual=True),
     )
     motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
+    intra_period: int = 0  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only)
 
 
 DEFAULT_CONFIG = CodecConfig()
@@ -41,6 +44,7 @@ PRESETS: dict[str, Preset] = {
         ),
         iterations=60,
         lr=5e-2,
+        latent_lr_factor=1.0,  # tuned with the tiny network's high rate
         check_every=5,
         description="tiny network, 60 iterations: for tests only",
         inter_synth=(LayerSpec(8, 1, True), LayerSpec(3, 3, False)),
@@ -56,16 +60,21 @@ PREDICTIONS = ("intra", "previous", "motion")
 DEFAULT_PREDICTION = "intra"  # motion wins on 8 frames but lost on N06's 48 (docs/codec.md)
 
 
-def with_prediction(preset: Preset, prediction: str) -> Preset:
+def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None) -> Preset:
     """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous
-    decoded frame. `motion`: they correct the previous decoded frame moved by coded block motion vectors."""
+    decoded frame. `motion`: they correct the previous decoded frame moved by coded block motion vectors.
+    With `previous` or `motion`, an intra frame comes every `intra_period` frames (None: the preset's;
+    0: frame 0 only)."""
     from codec_lab.errors import CodecLabError
 
     if prediction not in PREDICTIONS:
         raise CodecLabError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
+    period = preset.intra_period if intra_period is None else intra_period
+    if not 0 <= period <= MAX_INTRA_PERIOD:
+        raise CodecLabError(f"intra period {period} is outside 0..{MAX_INTRA_PERIOD} (0: only frame 0 is intra)")
     inter = preset.inter_synth if prediction != "intra" else ()
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
-    return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block))
+    return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0))
 
 
 def get_preset(name: str) -> Preset:

@@ -16,7 +16,7 @@ from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
-KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction"}
+KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -81,7 +81,9 @@ class SemanticLatentCodec:
         if "latent_levels" in settings:
             levels = int(settings["latent_levels"])
             preset = replace(preset, config=replace(preset.config, n_levels=levels, temporal_strides=(1,) * levels))
-        preset = with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)))
+        period = settings.get("intra_period")
+        preset = with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
+                                 int(period) if period is not None else None)
         max_seconds = settings.get("max_seconds", self.max_seconds)
         path = Path(f"{out_stem}{SUFFIX}")
         result = encode_clip(clip, path, lmbda=float(settings["lmbda"]), preset=preset, device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)
