@@ -51,9 +51,10 @@ from codec_lab.codec.model import (
 )
 from codec_lab.codec.presets import DEFAULT_LMBDA, DEFAULT_PRESET, Preset, get_preset
 from codec_lab.errors import CodecLabError
+from codec_lab.metrics import PSNR_YUV_WEIGHTS
 from codec_lab.video.frames import Clip
 
-YUV_WEIGHTS = (6.0 / 8.0, 1.0 / 8.0, 1.0 / 8.0)
+YUV_WEIGHTS = tuple(w / sum(PSNR_YUV_WEIGHTS) for w in PSNR_YUV_WEIGHTS)  # the loss weighs Y, U, V as PSNR-YUV does
 INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains its intra frames alone
 SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
 ARM_SHIFTS = (5, 6, 7, 8, 9, 10)

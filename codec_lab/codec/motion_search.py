@@ -22,6 +22,7 @@ from codec_lab.codec.motion import (
     median_predictor,
     plane_taps,
 )
+from codec_lab.metrics import PSNR_YUV_WEIGHTS
 
 SEARCH_RANGE = 16  # luma pixels
 LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of a vector difference
@@ -88,7 +89,7 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
     for k, field in zip(frames, fields):
         pred = compensate(torch.from_numpy(y[k - 1].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
-    return 0.75 * mse + lmbda * field_bits(fields) / (t * h * w)
+    return PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
 
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int]) -> tuple[int, list[np.ndarray]]:
