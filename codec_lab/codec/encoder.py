@@ -444,11 +444,11 @@ def encode_clip(
     y, uv = _targets(padded, dev)
     iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
 
-    # ---- finalize on the CPU in the decoder's arithmetic
-    model = model.cpu().float()
-    y, uv = y.cpu(), uv.cpu()
-    synth_steps, arm_steps, inter_steps = _choose_steps(model, y, uv, lmbda)
+    # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
+    synth_steps, arm_steps, inter_steps = _choose_steps(model.float(), y, uv, lmbda)
     inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
+    # ---- finalize on the CPU in the decoder's arithmetic
+    model = model.cpu()
     cfg = cfg.with_shifts(synth_steps.shift, arm_steps.shift, inter_steps.shift)
     synth_ints = synth_steps.quantize(list(model.synth.parameters()))
     inter_ints = inter_steps.quantize(list(model.inter.parameters())) if model.inter is not None else []
