@@ -229,12 +229,32 @@ def take_slices(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return x.index_select(0, torch.tensor(idx, device=x.device))
 
 
+def previous_slice(cfg: CodecConfig, level: int, n: int) -> int | None:
+    """The slice of `level` whose latents the ARM sees as slice n's temporal context.
+
+    A predicted frame's slice sees the slice before it. An intra frame's slice sees the intra
+    slice before it, not the predicted frame's just before: intra latents code the picture,
+    inter latents a correction, and with the correction as context the training made each
+    last P-frame of a GOP carry the next I-frame's content (N06, intra period 8: ~1.1 KB in
+    every 8th frame). Without an intra period (files before version 4) this is always n - 1.
+    """
+    stride = cfg.temporal_strides[level]
+    if n == 0 or not cfg.is_intra(n * stride):
+        return n - 1 if n > 0 else None
+    return next(m for m in range(n - 1, -1, -1) if cfg.is_intra(m * stride))
+
+
 def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> torch.Tensor:
     """Features for all slices of `level` at once (training / encoder side)."""
     q = levels[level]
     t, h, w = q.shape
-    prev = torch.cat([torch.zeros_like(q[:1]), q[:-1]], dim=0)
-    has_prev = (torch.arange(t, device=q.device) > 0).to(q.dtype)
+    prev_index = [previous_slice(cfg, level, n) for n in range(t)]
+    padded = torch.cat([torch.zeros_like(q[:1]), q], dim=0)  # row 0: no previous slice
+    if prev_index == [None, *range(t - 1)]:  # the usual case, without index_select (slow backward on CPU)
+        prev = padded[:-1]
+    else:
+        prev = padded.index_select(0, torch.tensor([0 if m is None else m + 1 for m in prev_index], device=q.device))
+    has_prev = torch.tensor([0.0 if m is None else 1.0 for m in prev_index], dtype=q.dtype, device=q.device)
     if level + 1 < cfg.n_levels:
         idx = [parent_index(cfg, level, n) for n in range(t)]
         parent = nearest_up(take_slices(levels[level + 1], idx), h, w)
@@ -447,8 +467,9 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
         zero = torch.zeros(1, h, w, dtype=torch.float64)
         for n in range(t):
             cur = levels[level][n : n + 1]
-            prev = levels[level][n - 1 : n] if n > 0 else zero
-            has_prev = torch.tensor([1.0 if n > 0 else 0.0], dtype=torch.float64)
+            m = previous_slice(cfg, level, n)
+            prev = levels[level][m : m + 1] if m is not None else zero
+            has_prev = torch.tensor([0.0 if m is None else 1.0], dtype=torch.float64)
             if level + 1 < cfg.n_levels:
                 parent = nearest_up(levels[level + 1][parent_index(cfg, level, n)][None], h, w)
                 has_parent = torch.ones(1, dtype=torch.float64)
