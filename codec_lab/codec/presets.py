@@ -27,7 +27,7 @@ class Preset:
         LayerSpec(3, 3, False, residual=True),
     )
     motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
-    intra_period: int = 0  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only)
+    intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
 
 
 DEFAULT_CONFIG = CodecConfig()
@@ -57,7 +57,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "fast"
 DEFAULT_LMBDA = 1e-3
 PREDICTIONS = ("intra", "previous", "motion")
-DEFAULT_PREDICTION = "intra"  # motion wins on 8 frames but lost on N06's 48 (docs/codec.md)
+DEFAULT_PREDICTION = "intra"  # motion with an intra period of 8 wins on N06's 48 frames, 2 points so far (docs/codec.md)
 
 
 def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None) -> Preset:

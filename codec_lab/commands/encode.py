@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                         help="intra (default): every frame from its own latents; previous: later frames correct the previous "
                              "decoded frame; motion: they correct it moved by coded block motion vectors")
     parser.add_argument("--intra-period", type=int, default=None,
-                        help="with previous/motion: an intra frame every N frames (default: the preset's; 0: frame 0 only)")
+                        help="with previous/motion: an intra frame every N frames (default: the preset's, 8; 0: frame 0 only)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop training after about this long")

@@ -29,8 +29,8 @@ def default_search_space() -> SearchSpace:
                     ParamSpec(name="latent_levels", kind="int", low=1, high=8, default=7, optional=True,
                               description="number of latent resolutions"),
                     # The codec's `prediction` (intra | previous | motion) is left out on purpose:
-                    # `motion` wins on 8 frames but lost on N06's 48 with CPU budgets (docs/codec.md);
-                    # plans would spend the budget finding that out again on every clip.
+                    # which is best is still being measured per clip kind (docs/codec.md); plans would
+                    # spend the budget finding that out again on every clip.
                 ],
             ),
             StrategySpec(
