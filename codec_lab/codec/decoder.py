@@ -60,8 +60,9 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS)
     inter_params = dequantize(ints[a:b], cfg.inter_shift, coarsen[a:b])
     arm_params = dequantize(ints[b:], cfg.arm_shift, coarsen[b:])
     fields = None
-    if cfg.motion_block and cfg.inter_frames(header.frames):
-        fields = motion.decode_fields(parsed.motion, len(cfg.inter_frames(header.frames)), motion.grid(height, width, cfg.motion_block))
+    predicted = cfg.inter_frames(header.frames)
+    if cfg.motion_block and predicted:
+        fields = motion.decode_fields(parsed.motion, len(predicted), motion.grid(height, width, cfg.motion_block))
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents))
         y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)
