@@ -300,16 +300,22 @@ def pack_weights(tensors: list[np.ndarray], coarsen: list[int] | None = None) ->
         c = coarsen[i] if coarsen else 0
         if not 0 <= c <= MAX_COARSEN:
             raise ValueError(f"coarsening {c} outside 0..{MAX_COARSEN}")
-        k = min(range(16), key=lambda kk: eg_bits(flat, kk))
+        k = _eg_order(flat)
         w.write(c, COARSEN_BITS)
         w.write(k, 4)
         write_eg(w, flat, k)
     return w.to_bytes()
 
 
+def _eg_order(flat: np.ndarray) -> int:
+    """The exp-Golomb order that codes these values in the fewest bits."""
+    return min(range(16), key=lambda k: eg_bits(flat, k))
+
+
 def weight_bits(tensor: np.ndarray) -> int:
     """What `pack_weights` spends on one tensor, in bits."""
-    return COARSEN_BITS + 4 + min(eg_bits(tensor.reshape(-1).astype(np.int64), k) for k in range(16))
+    flat = tensor.reshape(-1).astype(np.int64)
+    return COARSEN_BITS + 4 + eg_bits(flat, _eg_order(flat))
 
 
 def unpack_weights(data: bytes, shapes: list[tuple[int, ...]], version: int = VERSION) -> tuple[list[np.ndarray], list[int]]:

@@ -128,6 +128,7 @@ class LatentModel(nn.Module):
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
+        self._slice_index: dict[tuple, torch.Tensor] = {}
 
     def quantized(self, noise: bool, temperature: float = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
         """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
@@ -147,11 +148,19 @@ class LatentModel(nn.Module):
         for level in range(self.cfg.n_levels):
             feats, q = level_context(self.cfg, qs, level), qs[level]
             if frames is not None:
-                used = torch.tensor(sorted({f // self.cfg.temporal_strides[level] for f in frames}), device=q.device)
+                used = self._used_slices(level, tuple(frames), q.device)
                 feats, q = feats.index_select(0, used), q.index_select(0, used)
             mu, log2_scale = self.arm(feats.reshape(-1, ARM_IN))
             total = total + laplace_bits(q.reshape(-1), mu, log2_scale).sum()
         return total
+
+    def _used_slices(self, level: int, frames: tuple[int, ...], device) -> torch.Tensor:
+        """The slices of `level` that `frames` use, as an index made once (not a copy to the device every iteration)."""
+        key = (level, frames, str(device))
+        if key not in self._slice_index:
+            stride = self.cfg.temporal_strides[level]
+            self._slice_index[key] = torch.tensor(sorted({f // stride for f in frames}), device=device)
+        return self._slice_index[key]
 
     def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
         """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
@@ -218,6 +227,7 @@ def train(
 ) -> tuple[int, float, list[Progress]]:
     frames = list(range(y.shape[0]))
     intra_frames = [t for t in frames if model.cfg.is_intra(t)]
+    intra_index = torch.tensor(intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
     pixels = float(y.numel())
     if y.device.type == "cpu":
         torch.set_flush_denormal(True)
@@ -255,8 +265,7 @@ def train(
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
             y_hat, uv_hat = model.render(qs, shown)
         if warmup:
-            index = torch.tensor(intra_frames, device=y.device)
-            dist = _distortion(y_hat.float(), uv_hat.float(), y.index_select(0, index), uv.index_select(0, index))
+            dist = _distortion(y_hat.float(), uv_hat.float(), y.index_select(0, intra_index), uv.index_select(0, intra_index))
         else:
             dist = _distortion(y_hat.float(), uv_hat.float(), y, uv)
         bits = model.rate_bits(qs, shown if warmup else None)

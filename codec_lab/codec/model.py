@@ -244,17 +244,26 @@ def previous_slice(cfg: CodecConfig, level: int, n: int) -> int | None:
     return next(m for m in range(n - 1, -1, -1) if cfg.is_intra(m * stride))
 
 
+@lru_cache(maxsize=256)
+def _previous_rows(cfg: CodecConfig, level: int, slices: int, dtype, device) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """For `level_context`: each slice's previous-slice row in the zero-padded level (None in the usual
+    case, row n for slice n) and the has-previous flags. Cached: built once, not every iteration
+    (on CUDA a tensor made from a list is a host-to-device copy)."""
+    prev_index = [previous_slice(cfg, level, n) for n in range(slices)]
+    has_prev = torch.tensor([0.0 if m is None else 1.0 for m in prev_index], dtype=dtype, device=device)
+    if prev_index == [None, *range(slices - 1)]:
+        return None, has_prev
+    return torch.tensor([0 if m is None else m + 1 for m in prev_index], device=device), has_prev
+
+
 def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> torch.Tensor:
     """Features for all slices of `level` at once (training / encoder side)."""
     q = levels[level]
     t, h, w = q.shape
-    prev_index = [previous_slice(cfg, level, n) for n in range(t)]
+    rows, has_prev = _previous_rows(cfg, level, t, q.dtype, q.device)
     padded = torch.cat([torch.zeros_like(q[:1]), q], dim=0)  # row 0: no previous slice
-    if prev_index == [None, *range(t - 1)]:  # the usual case, without index_select (slow backward on CPU)
-        prev = padded[:-1]
-    else:
-        prev = padded.index_select(0, torch.tensor([0 if m is None else m + 1 for m in prev_index], device=q.device))
-    has_prev = torch.tensor([0.0 if m is None else 1.0 for m in prev_index], dtype=q.dtype, device=q.device)
+    # the usual case without index_select (slow backward on CPU)
+    prev = padded[:-1] if rows is None else padded.index_select(0, rows)
     if level + 1 < cfg.n_levels:
         idx = [parent_index(cfg, level, n) for n in range(t)]
         parent = nearest_up(take_slices(levels[level + 1], idx), h, w)
