@@ -93,7 +93,7 @@ sizes = [(352, 288, 30), (1920, 1080, 1), (1920, 1080, 4)] if dev.type == "cuda"
 for (w, h, t) in sizes:
     for amp in ((False, True) if dev.type == "cuda" else (False,)):
         torch.manual_seed(0)
-        fields = [np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64)] * (t - 1)  # half-pel vectors: all 4 taps work
+        fields = {k: np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64) for k in cfg.inter_frames(t)}  # half-pel vectors: all 4 taps work
         m = LatentModel(cfg, level_shapes(cfg, t, h, w), fields).to(dev)
         y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
         opt, frames = torch.optim.Adam(m.parameters(), 1e-2), list(range(t))

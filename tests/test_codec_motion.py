@@ -284,3 +284,25 @@ def test_a_block_size_the_format_cannot_hold_is_refused_when_configured():
         replace(with_prediction(TEST, "motion").config, motion_block=12)
     with pytest.raises(ValueError, match="motion block 12"):
         with_prediction(replace(TEST, motion_blocks=(12,)), "motion")
+
+
+def test_compensation_gradient_is_the_same_bits_on_every_run():
+    # Autograd's own backward of the tap indexing adds with atomics from several CPU threads, so
+    # training with motion wrote a different file each run; this caught it within 20 runs.
+    taps, _ = motion.frame_taps(np.ones((18, 22, 2), np.int64), 8, 144, 176, dtype=torch.float32)  # half-pel: 4 taps collide
+    upstream = torch.rand(144, 176, generator=torch.Generator().manual_seed(0))
+
+    def gradient(dtype=torch.float32):
+        ref = torch.rand(144, 176, generator=torch.Generator().manual_seed(1), dtype=dtype).requires_grad_()
+        taps_d = motion.Taps(taps.index, taps.weight.to(dtype), taps.norm, taps.shape)
+        (motion.weighted_sum(ref, taps_d) * upstream.to(dtype)).sum().backward()
+        return ref.grad
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        grads = [gradient() for _ in range(20)]
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
+    assert torch.allclose(grads[0].double(), gradient(torch.float64), rtol=1e-5, atol=1e-4)

@@ -75,10 +75,39 @@ def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width:
     return plane_taps(field, block, height, width, 1, dtype), plane_taps(field, block, height // 2, width // 2, 2, dtype)
 
 
+class _TakeTaps(torch.autograd.Function):
+    """flat[..., index] with a backward pass that gives the same bits on every run.
+
+    Autograd's own backward of that indexing is index_put_(accumulate=True), which on the CPU adds
+    with atomics from several threads: training with motion then wrote a different file each run.
+    scatter_add_ is serial along the indexed dim on the CPU; on CUDA it is atomic, while
+    index_put_(accumulate=True) sorts the indices there, so each device gets the one that is
+    deterministic on it."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.flat_shape = flat.shape
+        return flat[..., index]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        lead, flat_index = ctx.flat_shape[:-1], index.reshape(-1)
+        grad = grad.reshape(*lead, -1)
+        out = grad.new_zeros(ctx.flat_shape)
+        if out.is_cuda:
+            out.index_put_((Ellipsis, flat_index), grad, accumulate=True)
+        else:
+            out.scatter_add_(-1, flat_index.expand(*lead, -1), grad)
+        return out, None
+
+
 def weighted_sum(ref: torch.Tensor, taps: Taps) -> torch.Tensor:
     """sum_i w_i * ref[index_i] over the leading dims of `ref` (..., h, w): `norm` times the prediction, unrounded."""
     flat = ref.reshape(*ref.shape[:-2], -1)
-    return (flat[..., taps.index] * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape)
+    taken = _TakeTaps.apply(flat, taps.index) if flat.requires_grad else flat[..., taps.index]
+    return (taken * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape)
 
 
 def compensate(ref_pixels: torch.Tensor, taps: Taps, straight_through: bool = False) -> torch.Tensor:
