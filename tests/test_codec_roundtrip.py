@@ -182,3 +182,16 @@ def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path, prediction):
     from codec_lab.video import read_clip
 
     assert np.array_equal(read_clip(tmp_path / "r.y4m").y, result.reconstruction.y)
+    again = encode_clip(clip, tmp_path / "again.clv", lmbda=1e-3, preset=with_prediction(TEST, prediction), device="cuda")
+    assert again.path.read_bytes() == result.path.read_bytes()  # encoder.reproducible_kernels
+
+
+def test_reproducible_kernels_are_scoped():
+    from codec_lab.codec.encoder import reproducible_kernels
+
+    before = torch.are_deterministic_algorithms_enabled()
+    with reproducible_kernels(torch.device("cuda")):  # sets flags only: needs no GPU
+        assert torch.are_deterministic_algorithms_enabled()
+    assert torch.are_deterministic_algorithms_enabled() == before
+    with reproducible_kernels(torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled() == before

@@ -7,9 +7,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from codec_lab.codec.encoder import LatentModel, _targets, train
+from codec_lab.codec import encoder
+from codec_lab.codec.encoder import (
+    INTRA_WARMUP,
+    LatentModel,
+    _targets,
+    noise_position,
+    train,
+)
 from codec_lab.codec.model import level_shapes
-from codec_lab.codec.presets import PRESETS
+from codec_lab.codec.presets import PRESETS, with_prediction
 from tests.conftest import synthetic_clip
 
 
@@ -54,3 +61,31 @@ def test_weight_steps_follow_the_rate_distortion_trade_off():
     packed = bitstream.pack_weights([t.numpy() for t in ints], list(mixed.coarsen))
     back, coarsen = bitstream.unpack_weights(packed, [tuple(p.shape) for p in floats])
     assert tuple(coarsen) == mixed.coarsen and all((b == t.numpy()).all() for b, t in zip(back, ints))
+
+
+def test_a_time_cap_anneals_on_the_clock():
+    assert noise_position(450, 900, None, None, 0.1) == 0.5  # no cap: iterations
+    assert noise_position(10, 900, 45.0, 100.0, 0.1) == pytest.approx(0.5)  # half the noise phase's 90 s gone
+    assert noise_position(800, 900, 1.0, 100.0, 0.1) == pytest.approx(800 / 900)  # whichever is further
+    assert noise_position(10, 900, 500.0, 100.0, 0.1) == 1.0
+
+
+def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
+    """A run stopped by --max-seconds long before its preset's iteration count (the GPU sweep:
+    ~1,000 of 12,000) still trains its predicted frames: the warm-up ends on the clock."""
+    preset = replace(with_prediction(PRESETS["test"], "previous"), iterations=100_000)
+    clip = synthetic_clip(frames=3, height=16, width=16)
+    torch.manual_seed(0)
+    model = LatentModel(preset.config, level_shapes(preset.config, 3, 16, 16))
+    shown: list[int] = []
+    render = model.render
+    monkeypatch.setattr(model, "render", lambda qs, frames: shown.append(len(frames)) or render(qs, frames))
+    clock = iter(range(10**6))  # one second per clock read
+    monkeypatch.setattr(encoder.time, "monotonic", lambda: float(next(clock)))
+    y, uv = _targets(clip, torch.device("cpu"))
+    iterations, _, _ = train(model, y, uv, 1e-3, preset, max_seconds=100.0, amp=False, progress=None)
+    assert iterations < 100
+    warm_up = shown.index(3)
+    assert shown[:warm_up] == [1] * warm_up and warm_up > 0  # frame 0 alone first
+    assert set(shown[warm_up:]) == {3}
+    assert warm_up < len(shown) * (INTRA_WARMUP + 0.1)

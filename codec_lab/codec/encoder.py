@@ -16,7 +16,9 @@ CPU to exactly the frames the encoder reports.
 from __future__ import annotations
 
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -214,6 +216,17 @@ def _psnr(mse: float) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def noise_position(it: int, noise_end: int, elapsed: float | None, max_seconds: float | None, ste_fraction: float) -> float:
+    """How far (0..1) training is through its noise phase, which sets the learning rate, the
+    soft-rounding temperature and the end of the intra warm-up. Under a time cap, the further of
+    the iteration count and the clock: a capped run anneals on time instead of stopping at
+    iteration 1,000 of a 12,000-iteration schedule still at its top learning rate and in warm-up."""
+    position = it / max(1, noise_end)
+    if max_seconds is not None and elapsed is not None:
+        position = max(position, elapsed / max(1e-9, max_seconds * (1.0 - ste_fraction)))
+    return min(1.0, position)
+
+
 def train(
     model: LatentModel,
     y: torch.Tensor,
@@ -242,15 +255,15 @@ def train(
     device_type = y.device.type
     while it < total:
         noise = it < noise_end
+        position = noise_position(it, noise_end, time.monotonic() - start if max_seconds is not None else None, max_seconds, preset.ste_fraction)
         if noise:
-            lr = preset.lr * 0.5 * (1.0 + math.cos(math.pi * it / max(1, noise_end)))
+            lr = preset.lr * 0.5 * (1.0 + math.cos(math.pi * position))
             lr = max(lr, preset.lr * 0.02)
         else:
             lr = preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
         for group in opt.param_groups:
             group["lr"] = lr * group["factor"]
-        progress_in_noise = min(1.0, it / max(1, noise_end))
-        temperature = 0.3 - 0.2 * progress_in_noise
+        temperature = 0.3 - 0.2 * position
         amplitude = 1.0
         qs = model.quantized(noise, temperature, amplitude)
         # With inter frames, the intra frames train alone first (as I-frames before their
@@ -260,7 +273,7 @@ def train(
         # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
         # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
         # frames shown cost 1-2 dB at high lambda (N06).
-        warmup = model.inter is not None and it < INTRA_WARMUP * noise_end
+        warmup = model.inter is not None and noise and position < INTRA_WARMUP
         shown = intra_frames if warmup else frames
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
             y_hat, uv_hat = model.render(qs, shown)
@@ -410,6 +423,24 @@ def check_training_memory(frames: int, height: int, width: int, dev: torch.devic
     )
 
 
+@contextmanager
+def reproducible_kernels(dev: torch.device):
+    """On CUDA, PyTorch's deterministic kernels while it is open. The default backward of some ops
+    adds with atomics: an intra encode on an H200 wrote a different file each run, and with these
+    the same file twice (intra and motion). warn_only: an op with no such kernel warns, not fails.
+    The CPU needs none of this (motion's one offender has its own backward: motion._TakeTaps)."""
+    if dev.type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def encode_clip(
     clip: Clip,
     out_path: str | Path,
@@ -451,10 +482,10 @@ def encode_clip(
     torch.manual_seed(seed)
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields))).to(dev)
     y, uv = _targets(padded, dev)
-    iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
-
-    # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
-    synth_steps, arm_steps, inter_steps = _choose_steps(model.float(), y, uv, lmbda)
+    with reproducible_kernels(dev):
+        iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
+        # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
+        synth_steps, arm_steps, inter_steps = _choose_steps(model.float(), y, uv, lmbda)
     inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
     # ---- finalize on the CPU in the decoder's arithmetic
     model = model.cpu()

@@ -97,7 +97,7 @@ class _TakeTaps(torch.autograd.Function):
         grad = grad.reshape(*lead, -1)
         out = grad.new_zeros(ctx.flat_shape)
         if out.is_cuda:
-            out.index_put_((Ellipsis, flat_index), grad, accumulate=True)
+            out.movedim(-1, 0).index_put_((flat_index,), grad.movedim(-1, 0), accumulate=True)  # a view: fills out
         else:
             out.scatter_add_(-1, flat_index.expand(*lead, -1), grad)
         return out, None
