@@ -89,3 +89,43 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     assert shown[:warm_up] == [1] * warm_up and warm_up > 0  # frame 0 alone first
     assert set(shown[warm_up:]) == {3}
     assert warm_up < len(shown) * (INTRA_WARMUP + 0.1)
+
+
+def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
+    """render batches the k-th predicted frame of every chain; the result is each chain computed
+    one frame after another (frames 0, 3, 6 intra: chains 0-1-2, 3-4-5 and 6)."""
+    import numpy as np
+
+    from codec_lab.codec.encoder import _ste_prediction
+    from codec_lab.codec.model import add_correction, prediction_planes, to_420, upsample_levels
+
+    preset = with_prediction(PRESETS["test"], "motion", intra_period=3)
+    cfg = replace(preset.config, motion_block=8)
+    frames, h, w = 7, 16, 24
+    rng = np.random.default_rng(0)
+    fields = {t: rng.integers(-6, 7, (2, 3, 2)) for t in cfg.inter_frames(frames)}
+    torch.manual_seed(0)
+    model = LatentModel(cfg, level_shapes(cfg, frames, h, w), fields)
+    with torch.no_grad():
+        for lat in model.latents:
+            lat.normal_()
+    qs = model.quantized(False)
+    y, uv = model.render(qs, list(range(frames)))
+
+    x = upsample_levels(cfg, qs, list(range(frames)))
+    ref_y, ref_uv = [], []
+    for t in range(frames):
+        if cfg.is_intra(t):
+            yt, uvt = to_420(model.synth(x[t : t + 1]))
+        else:
+            pred_y, pred_uv = _ste_prediction(ref_y[t - 1], ref_uv[t - 1], model.motion_taps(t))
+            yt, uvt = add_correction(model.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)), pred_y, pred_uv)
+        ref_y.append(yt)
+        ref_uv.append(uvt)
+    assert torch.allclose(y, torch.cat(ref_y), atol=1e-6) and torch.allclose(uv, torch.cat(ref_uv), atol=1e-6)
+    assert model._waves(tuple(range(frames)), torch.device("cpu"))[0] == [[0, 3, 6], [1, 4], [2, 5]]
+    y[5].sum().backward(retain_graph=True)  # frame 5 comes from 4, from intra frame 3: the gradient goes up the chain
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.synth.parameters())
+    model.zero_grad(set_to_none=True)
+    y[6].sum().backward()  # an intra frame: nothing of the inter network in it
+    assert all(p.grad is None or not p.grad.any() for p in model.inter.parameters())
