@@ -129,3 +129,17 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
     model.zero_grad(set_to_none=True)
     y[6].sum().backward()  # an intra frame: nothing of the inter network in it
     assert all(p.grad is None or not p.grad.any() for p in model.inter.parameters())
+
+
+def test_channels_last_renders_the_same_frames():
+    preset = with_prediction(PRESETS["test"], "previous", intra_period=2)
+    torch.manual_seed(0)
+    model = LatentModel(preset.config, level_shapes(preset.config, 3, 16, 24))
+    with torch.no_grad():
+        for lat in model.latents:
+            lat.normal_()
+    qs = model.quantized(False)
+    y, uv = model.render(qs, [0, 1, 2])
+    y_cl, uv_cl = model.use_channels_last().render(qs, [0, 1, 2])
+    assert model.synth.layers[-1].weight.is_contiguous(memory_format=torch.channels_last)  # a 3x3 layer: not trivially so
+    assert torch.allclose(y, y_cl, atol=1e-6) and torch.allclose(uv, uv_cl, atol=1e-6)

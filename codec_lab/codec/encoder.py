@@ -149,6 +149,17 @@ class LatentModel(nn.Module):
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
         self._slice_index: dict[tuple, torch.Tensor] = {}
         self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], torch.Tensor]] = {}
+        self.channels_last = False
+
+    def use_channels_last(self) -> LatentModel:
+        """The synthesis in NHWC: its 1x1 layers are then plain matrix products, ~1.5x faster
+        fwd+bwd on the CPU (8 QCIF frames, one thread). Training arithmetic only: the decoder's
+        fixed-point synthesis is unaffected. Not measured on CUDA, so the CPU only."""
+        self.channels_last = True
+        for net in (self.synth, self.inter):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
+        return self
 
     def quantized(self, noise: bool, temperature: float = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
         """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
@@ -192,6 +203,8 @@ class LatentModel(nn.Module):
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The training reconstruction of `frames` (ascending): Y (N, H, W), UV (N, 2, H/2, W/2)."""
         x = upsample_levels(self.cfg, qs, frames)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.inter is None:
             return to_420(self.synth(x))
         # Predicted frames form chains from each intra frame: frame t is predicted by frame t-1 as
@@ -525,6 +538,8 @@ def encode_clip(
 
     torch.manual_seed(seed)
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields))).to(dev)
+    if dev.type == "cpu":
+        model.use_channels_last()
     y, uv = _targets(padded, dev)
     with reproducible_kernels(dev):
         iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
