@@ -167,6 +167,10 @@ class StrategySpec(Contract):
     gpu_seconds_per_iteration_megapixel: float = Field(
         default=0.0, ge=0, description="cost model for the budget: GPU s per training step per megapixel-frame"
     )
+    gpu_seconds_per_iteration: float = Field(
+        default=0.0, ge=0, description="cost model for the budget: GPU s per training step whatever the size "
+        "(small networks are launch-bound: the host issues every op of a step)"
+    )
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)

@@ -212,3 +212,15 @@ def test_a_training_plan_too_long_for_the_budget_is_shortened_not_dropped():
     tiny = finalize([draft], space=default_search_space(), profile=profile, history=[], budget=Budget(gpu_seconds=5),
                     n=1, round_=1, planner="t")
     assert not tiny.plans and "GPU s" in tiny.dropped[0].reason
+
+
+@pytest.mark.parametrize("width, height, frames, measured", [(176, 144, 8, 0.045), (1920, 1080, 1, 0.033), (1920, 1080, 4, 0.080)])
+def test_the_gpu_cost_model_matches_the_h200_measurements(width, height, frames, measured):
+    """semantic_latent's seconds a step (benchmarks/gpu_rd.sh on an H200): a small clip costs the
+    launch floor, not its pixels (the pixel-only model said 0.0004 s for 8 QCIF frames, 100x too few)."""
+    from codec_lab.planning.validate import estimate_gpu_seconds
+
+    strategy = default_search_space().strategy("semantic_latent")
+    profile = sample_profile().model_copy(update={"width": width, "height": height, "frames": frames})
+    per_step = estimate_gpu_seconds(strategy, {"iterations": 1000}, profile) / 1000
+    assert per_step == pytest.approx(measured, rel=0.35)

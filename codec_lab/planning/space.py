@@ -19,7 +19,12 @@ def default_search_space() -> SearchSpace:
                 name="semantic_latent",
                 runnable=True,
                 gpu=True,
-                gpu_seconds_per_iteration_megapixel=0.002,
+                # Fitted to one H200 (benchmarks/gpu_rd.sh, session 5; within 35%): 0.045 s a step for
+                # 8 QCIF frames (the launch floor: the pixel-only model said 0.0004), 0.033 s for one
+                # 1080p frame, 0.080 for four. A g4dn's T4 is slower per pixel (not measured yet),
+                # so for it these are lower bounds.
+                gpu_seconds_per_iteration=0.03,
+                gpu_seconds_per_iteration_megapixel=0.006,
                 description="overfitted per-video latent grids + tiny synthesis net + autoregressive entropy model (Cool-chic family)",
                 params=[
                     ParamSpec(name="preset", kind="categorical", choices=["fast", "medium", "full"], default="medium",

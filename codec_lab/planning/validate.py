@@ -101,7 +101,8 @@ def estimate_gpu_seconds(strategy: StrategySpec, parameters: dict[str, ParamValu
         return 0.0
     iterations = float(parameters.get("iterations", 1000))
     megapixel_frames = profile.width * profile.height * profile.frames / 1e6
-    return round(iterations * megapixel_frames * strategy.gpu_seconds_per_iteration_megapixel, 1)
+    per_iteration = strategy.gpu_seconds_per_iteration + megapixel_frames * strategy.gpu_seconds_per_iteration_megapixel
+    return round(iterations * per_iteration, 1)
 
 
 def fit_iterations(strategy: StrategySpec, parameters: dict[str, ParamValue], profile: SceneProfile,
