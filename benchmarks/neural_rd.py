@@ -142,7 +142,10 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per RD point")
     parser.add_argument("--lmbdas", default="2e-4,6e-4,2e-3,6e-3")
-    parser.add_argument("--prediction", default="intra", choices=("intra", "previous", "motion"), help="semantic_latent's frame prediction")
+    from codec_lab.codec.presets import DEFAULT_PREDICTION
+
+    parser.add_argument("--prediction", default=DEFAULT_PREDICTION, choices=("intra", "previous", "motion"),
+                        help=f"semantic_latent's frame prediction (default {DEFAULT_PREDICTION})")
     parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="RD points trained at once, one process each")

@@ -57,7 +57,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "fast"
 DEFAULT_LMBDA = 1e-3
 PREDICTIONS = ("intra", "previous", "motion")
-DEFAULT_PREDICTION = "intra"  # motion with an intra period of 8 wins on N06's 48 frames, 2 points so far (docs/codec.md)
+DEFAULT_PREDICTION = "motion"  # with an intra frame every 8: ahead of intra on Foreman 8 and 30 frames and N06 48 (docs/codec.md)
 
 
 def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None) -> Preset:

@@ -18,9 +18,10 @@ def register(subparsers) -> None:
     parser.add_argument("--lmbda", type=positive_float, default=None, help="rate-distortion trade-off: higher = smaller file (default 1e-3)")
     parser.add_argument("--preset", default="fast", help="training budget: test, fast (default), medium, full")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iteration count")
-    parser.add_argument("--prediction", default="intra", choices=("intra", "previous", "motion"),
-                        help="intra (default): every frame from its own latents; previous: later frames correct the previous "
-                             "decoded frame; motion: they correct it moved by coded block motion vectors")
+    parser.add_argument("--prediction", default=None, choices=("intra", "previous", "motion"),
+                        help="motion (default): an intra frame every --intra-period frames, the others correct the previous "
+                             "decoded frame moved by coded block motion vectors; previous: the same without motion; "
+                             "intra: every frame from its own latents")
     parser.add_argument("--intra-period", type=int, default=None,
                         help="with previous/motion: an intra frame every N frames (default: the preset's, 8; 0: frame 0 only)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
@@ -39,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codec_lab.codec.encoder import encode_clip
-    from codec_lab.codec.presets import DEFAULT_LMBDA, get_preset, with_prediction
+    from codec_lab.codec.presets import (
+        DEFAULT_LMBDA,
+        DEFAULT_PREDICTION,
+        get_preset,
+        with_prediction,
+    )
     from codec_lab.metrics import bitrate_kbps, evaluate, tops_per_frame
 
     if args.threads:
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.iterations:
         preset = replace(preset, iterations=args.iterations)
-    preset = with_prediction(preset, args.prediction, args.intra_period)
+    preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
 
     def show(p) -> None:
