@@ -79,6 +79,8 @@ def summarize(out: Path) -> str:
             rd = ", ".join(f"{p['kbps']:.0f}/{p['quality']['psnr_yuv']:.2f}" for p in pts)
             bd = rec["bd_rate"] if codec == "semantic_latent" else {}
             bd_text = " / ".join("n/a" if bd.get(a) is None else f"{bd[a]:+.1f}%" for a in ("x264", "x265", "av1")) if bd else ""
+            why = sorted(set(rec.get("bd_rate_why", {}).values())) if codec == "semantic_latent" else []
+            bd_text += "".join(f" (n/a: {w})" for w in why)
             enc = sum(p["encode_seconds"] for p in pts) / len(pts)
             dec = sum(p["decode_seconds"] for p in pts) / len(pts)
             mac = f"{pts[0]['mac_per_pixel']:.0f}" if pts[0].get("mac_per_pixel") else ""
@@ -162,7 +164,7 @@ def main() -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     from codec_lab.contracts import RDPoint
-    from codec_lab.report.rd import bd_rate
+    from codec_lab.report.rd import bd_rate_detail
     from codec_lab.video import read_clip
 
     out = Path(args.out)
@@ -197,9 +199,11 @@ def main() -> int:
                 continue
             mine = [RDPoint.model_validate(r["point"]) for r in results]
             points = anchors.get(name, []) + mine
-            bd = {a: bd_rate([p for p in points if p.codec == a], mine) for a in ("x264", "x265", "av1")}
+            detail = {a: bd_rate_detail([p for p in points if p.codec == a], mine) for a in ("x264", "x265", "av1")}
+            bd = {a: value for a, (value, _) in detail.items()}
             first = mine[0]
             record = {"clip": name, "frames": first.frames, "size": f"{first.width}x{first.height}", "bd_rate": bd,
+                      "bd_rate_why": {a: why for a, (_, why) in detail.items() if why},
                       "points": [p.model_dump() for p in points], "sections": {r["point"]["path"]: r["sections"] for r in results}}
             (out / f"{name}.json").write_text(json.dumps(record, indent=1))
             print(f"{name}: BD-rate of semantic_latent vs {bd}", flush=True)
