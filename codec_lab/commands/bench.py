@@ -23,8 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--neural-preset", default="fast", help="semantic_latent training preset: test, fast (default), medium, full")
     parser.add_argument("--neural-max-seconds", type=float, help="cap on each semantic_latent training, in seconds")
     parser.add_argument("--neural-prediction", choices=["intra", "previous", "motion"], default=None,
-                        help="semantic_latent frames: motion (default: predicted from the previous decoded frame moved by "
-                             "coded block motion vectors, an intra frame every 8), previous (not moved) or intra")
+                        help="semantic_latent frames: intra (default), motion (predicted from the previous decoded frame moved "
+                             "by coded block motion vectors, an intra frame every 8) or previous (not moved)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where semantic_latent trains")
     parser.add_argument("--kbps", help="target bitrates instead of the CRF sweep, e.g. 1000 or 500,1000 (two-pass x264/x265, VBR SVT-AV1)")
     parser.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (about 1 s per 1080p frame)")

@@ -19,9 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", default="fast", help="training budget: test, fast (default), medium, full")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iteration count")
     parser.add_argument("--prediction", default=None, choices=("intra", "previous", "motion"),
-                        help="motion (default): an intra frame every --intra-period frames, the others correct the previous "
-                             "decoded frame moved by coded block motion vectors; previous: the same without motion; "
-                             "intra: every frame from its own latents")
+                        help="intra (default): every frame from its own latents; motion: an intra frame every --intra-period "
+                             "frames, the others correct the previous decoded frame moved by coded block motion vectors "
+                             "(better RD where measured; its motion search is slow on large frames); previous: the same without motion")
     parser.add_argument("--intra-period", type=int, default=None,
                         help="with previous/motion: an intra frame every N frames (default: the preset's, 8; 0: frame 0 only)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
