@@ -214,7 +214,8 @@ class LatentModel(nn.Module):
         waves, rows, order = self._waves(tuple(frames), x.device)
         # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
         # be up to 2 levels away from the decoder's chain.
-        ys, uvs = [list(p) for p in zip(to_420(self.synth(x.index_select(0, rows[0])).float()))]
+        y0, uv0 = to_420(self.synth(x.index_select(0, rows[0])).float())
+        ys, uvs = [y0], [uv0]  # by wave
         # Wave k holds the k-th predicted frame of every chain, trained as one batch: ~7 batches
         # instead of ~26 frames for Foreman's 30 frames with an intra frame every 8 (the ops per
         # iteration, which bound a GPU's speed for networks this small, fall by as much).
