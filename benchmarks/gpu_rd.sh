@@ -9,8 +9,8 @@
 # 2. Smoke (about a minute): pytest's CUDA test (a CUDA-trained file decoded by a process that
 #    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
 #    CPU and compared bit for bit with the encoder's reconstruction; then seconds per iteration
-#    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), fp32/TF32 and bf16, with
-#    the default prediction (motion, 8x8 blocks).
+#    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), eager and from CUDA graphs,
+#    with motion (8x8 blocks).
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
 #    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
 #    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
@@ -74,44 +74,43 @@ for prediction in ("intra", "previous", "motion"):
     same = res.path.read_bytes() == again.path.read_bytes()
     s_it = res.train_seconds / max(1, res.iterations)
     print(f"{prediction}: {device}-trained file decoded on the CPU equals the encoder's reconstruction: {exact}; "
-          f"same file twice: {same}; {s_it * 1000:.1f} ms/iteration ({s_it / 8 * 1000:.2f} ms/iteration/frame, Foreman QCIF 8 frames)")
+          f"same file twice: {same}; CUDA graphs {res.cuda_graphs}; {s_it * 1000:.1f} ms/iteration ({s_it / 8 * 1000:.2f} ms/iteration/frame, Foreman QCIF 8 frames)")
     assert exact
 PY
 
-# 2b. training speed at 352x288 and 1920x1080 (random frames: speed does not depend on content)
+# 2b. training speed at 352x288 and 1920x1080 (random frames: speed does not depend on content),
+#     each eager and replayed from CUDA graphs (the default on CUDA)
 "$PY" - "$DEVICE" <<'PY' | tee "$OUT/speed.txt"
 import json, sys, time, torch
-from codec_lab.codec.encoder import LatentModel, _distortion
-from codec_lab.codec.model import level_shapes
 import numpy as np
+from codec_lab.codec.encoder import CudaGraphSteps, LatentModel, TrainStep
+from codec_lab.codec.model import level_shapes
 from codec_lab.codec.motion import grid
 from codec_lab.codec.presets import PRESETS, with_prediction
-cfg, dev = with_prediction(PRESETS["full"], "motion").config, torch.device(sys.argv[1])  # the default; 8x8 blocks
+preset, dev = with_prediction(PRESETS["full"], "motion"), torch.device(sys.argv[1])  # the default; 8x8 blocks
+cfg = preset.config
 if dev.type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
 sizes = [(352, 288, 30), (1920, 1080, 1), (1920, 1080, 4)] if dev.type == "cuda" else [(352, 288, 2)]
 for (w, h, t) in sizes:
-    for amp in ((False, True) if dev.type == "cuda" else (False,)):
+    for graphs in ((False, True) if dev.type == "cuda" else (False,)):
         torch.manual_seed(0)
         fields = {k: np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64) for k in cfg.inter_frames(t)}  # half-pel vectors: all 4 taps work
         m = LatentModel(cfg, level_shapes(cfg, t, h, w), fields).to(dev)
         y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
-        opt, frames = torch.optim.Adam(m.parameters(), 1e-2), list(range(t))
-        def step():
-            qs = m.quantized(True, 0.2, 1.0)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                yh, uvh = m.render(qs, frames)
-            loss = _distortion(yh.float(), uvh.float(), y, uv) + 1e-3 * m.rate_bits(qs) / y.numel()
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        step = TrainStep(m, y, uv, 1e-3, preset, graphable=graphs)
+        run = CudaGraphSteps(step) if graphs else step
+        step.schedule(1e-2, 0.2)
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-        for _ in range(3): step()
-        sync(); n = 15; start = time.perf_counter()
-        for _ in range(n): step()
+        for _ in range(5): run(True, False)  # graphs: 3 eager, the capture, a replay
+        sync(); n = 20; start = time.perf_counter()
+        for _ in range(n): run(True, False)
         sync(); sec = (time.perf_counter() - start) / n
         peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
-        print(json.dumps({"size": f"{w}x{h}", "frames": t, "bf16": amp, "s_per_iteration": round(sec, 4),
+        state = ("failed: " + run.failed if run.failed else "on") if graphs else "off"
+        print(json.dumps({"size": f"{w}x{h}", "frames": t, "cuda_graphs": state, "s_per_iteration": round(sec, 4),
                           "s_per_iteration_per_frame": round(sec / t, 4), "peak_gib": round(peak, 2)}), flush=True)
-        del m, opt
+        del m, step, run
         if dev.type == "cuda":
             torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
 PY

@@ -110,8 +110,9 @@ def neural_point(name: str, frames: int | None, settings: dict, stem: str, optio
     parsed = bitstream.parse_file(enc.path.read_bytes())
     sections = {"weights": len(parsed.weights), "latents": len(parsed.latents),
                 "header_and_crc": enc.file_bytes - len(parsed.weights) - len(parsed.latents),
-                "train_seconds": result.train_seconds, "device": result.device}
-    print(f"{name} lmbda={settings['lmbda']:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {result.iterations} it, "
+                "train_seconds": result.train_seconds, "device": result.device,
+                "cuda_graphs": result.cuda_graphs}
+    print(f"{name} lmbda={settings['lmbda']:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {result.iterations} it (graphs {result.cuda_graphs}), "
           f"enc {p.encode_seconds:.0f}s dec {p.decode_seconds:.1f}s, weights {sections['weights']} B of {enc.file_bytes}", flush=True)
     return {"point": p.model_dump(), "sections": sections}
 

@@ -11,6 +11,7 @@ from codec_lab.codec import encoder
 from codec_lab.codec.encoder import (
     INTRA_WARMUP,
     LatentModel,
+    TrainStep,
     _targets,
     noise_position,
     train,
@@ -83,7 +84,7 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     clock = iter(range(10**6))  # one second per clock read
     monkeypatch.setattr(encoder.time, "monotonic", lambda: float(next(clock)))
     y, uv = _targets(clip, torch.device("cpu"))
-    iterations, _, _ = train(model, y, uv, 1e-3, preset, max_seconds=100.0, amp=False, progress=None)
+    iterations, *_ = train(model, y, uv, 1e-3, preset, max_seconds=100.0, amp=False, progress=None)
     assert iterations < 100
     warm_up = shown.index(3)
     assert shown[:warm_up] == [1] * warm_up and warm_up > 0  # frame 0 alone first
@@ -143,3 +144,30 @@ def test_channels_last_renders_the_same_frames():
     y_cl, uv_cl = model.use_channels_last().render(qs, [0, 1, 2])
     assert model.synth.layers[-1].weight.is_contiguous(memory_format=torch.channels_last)  # a 3x3 layer: not trivially so
     assert torch.allclose(y, y_cl, atol=1e-6) and torch.allclose(uv, uv_cl, atol=1e-6)
+
+
+def test_a_graphable_step_trains_as_the_plain_one():
+    """What a CUDA graph captures (CudaGraphSteps; run on the GPU machine) is a TrainStep built
+    `graphable`: learning rates and temperature in tensors, gradients zeroed in place, Adam
+    capturable. On the CPU, without a graph, it must train as the plain step does through warm-up,
+    noise and straight-through steps, up to float32 rounding (capturable Adam's bias correction),
+    and leave the inter network alone while only the intra frames are shown."""
+    preset = with_prediction(PRESETS["test"], "previous", 2)
+    clip = synthetic_clip(frames=3, height=32, width=32)
+    params, inter_after_warmup = [], []
+    for graphable in (False, True):
+        torch.manual_seed(0)
+        model = LatentModel(preset.config, level_shapes(preset.config, 3, 32, 32))
+        inter_start = [p.detach().clone() for p in model.inter.parameters()]
+        y, uv = _targets(clip, torch.device("cpu"))
+        step = TrainStep(model, y, uv, 1e-3, preset, graphable=graphable)
+        for i in range(8):
+            step.schedule(1e-2 * (1 - i / 10), 0.3 - 0.02 * i)
+            step(noise=i < 6, warmup=i < 3)
+            if i == 2:
+                inter_after_warmup.append(all(torch.equal(p, q) for p, q in zip(model.inter.parameters(), inter_start)))
+        params.append([p.detach().clone() for p in model.parameters()])
+    assert inter_after_warmup == [True, True]
+    moved = max(float((b - a).abs().max()) for a, b in zip(params[0], params[1]))
+    assert moved < 1e-6
+    assert any(float(p.abs().max()) > 1e-3 for p in params[1])  # it trained

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -87,13 +88,16 @@ class EncodeResult:
     lmbda: float
     device: str
     log: list[Progress] = field(default_factory=list)
+    cuda_graphs: str = "off"  # "on", "off" or "failed (why)": whether training replayed CUDA graphs
 
 
-def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Differentiable rounding (Agustsson & Theis 2020); tends to round() as the temperature goes to 0."""
+def soft_round(x: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """Differentiable rounding (Agustsson & Theis 2020); tends to round() as the temperature goes to 0.
+    temperature: a number, or a 0-d tensor on x's device (what a CUDA graph replays with)."""
     alpha = 1.0 / temperature
     m = torch.floor(x) + 0.5
-    return m + torch.tanh(alpha * (x - m)) / (2.0 * math.tanh(alpha / 2.0))
+    norm = 2.0 * (torch.tanh(alpha / 2.0) if torch.is_tensor(alpha) else math.tanh(alpha / 2.0))
+    return m + torch.tanh(alpha * (x - m)) / norm
 
 
 def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -161,7 +165,7 @@ class LatentModel(nn.Module):
                 net.to(memory_format=torch.channels_last)
         return self
 
-    def quantized(self, noise: bool, temperature: float = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
+    def quantized(self, noise: bool, temperature: float | torch.Tensor = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
         """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
         out = []
         for lat in self.latents:
@@ -284,6 +288,131 @@ def noise_position(it: int, noise_end: int, elapsed: float | None, max_seconds: 
     return min(1.0, position)
 
 
+class TrainStep:
+    """One training iteration: quantize, render, loss = D + lmbda * R, backward, Adam, clamp.
+
+    `graphable`: written so that a CUDA graph can capture it (see CudaGraphSteps): the learning
+    rates and the soft-rounding temperature live in device tensors that `schedule` fills, and the
+    gradients are zeroed in place rather than dropped, so every replay finds them where it left
+    them. Otherwise they are Python numbers, as they always were on the CPU (same file bytes)."""
+
+    def __init__(self, model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset,
+                 *, amp: bool = False, graphable: bool = False) -> None:
+        self.model, self.y, self.uv, self.lmbda = model, y, uv, lmbda
+        self.amp, self.graphable = amp and y.device.type == "cuda", graphable
+        self.frames = list(range(y.shape[0]))
+        self.intra_frames = [t for t in self.frames if model.cfg.is_intra(t)]
+        self.intra_index = torch.tensor(self.intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
+        self.pixels = float(y.numel())
+        latents = list(model.latents.parameters())
+        networks = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
+        # fused: one kernel for all parameters instead of ~10 per tensor (the tiny networks are launch-bound on a GPU)
+        groups = [{"params": latents, "factor": preset.latent_lr_factor}, {"params": networks, "factor": 1.0}]
+        self.opt = torch.optim.Adam(groups, lr=preset.lr, fused=True, capturable=graphable)
+        self.temperature: float | torch.Tensor = 0.3
+        if graphable:
+            for group in self.opt.param_groups:
+                group["lr"] = torch.tensor(group["lr"] * group["factor"], device=y.device)
+            self.temperature = torch.tensor(0.3, device=y.device)
+
+    def schedule(self, lr: float, temperature: float) -> None:
+        if not self.graphable:
+            for group in self.opt.param_groups:
+                group["lr"] = lr * group["factor"]
+            self.temperature = temperature
+            return
+        for group in self.opt.param_groups:  # fills: kernels with a scalar argument, no host sync
+            group["lr"].fill_(lr * group["factor"])
+        self.temperature.fill_(temperature)
+
+    def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One iteration; returns (loss, bits, distortion), detached and on the device.
+        warmup: the intra frames alone (inter models, first part of the noise phase)."""
+        model = self.model
+        qs = model.quantized(noise, self.temperature)
+        shown = self.intra_frames if warmup else self.frames
+        # autocast's weight-cast cache would hold casts made during a graph capture: off when graphable
+        with torch.autocast(device_type=self.y.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=not self.graphable):
+            y_hat, uv_hat = model.render(qs, shown)
+        if warmup:
+            dist = _distortion(y_hat.float(), uv_hat.float(), self.y.index_select(0, self.intra_index), self.uv.index_select(0, self.intra_index))
+        else:
+            dist = _distortion(y_hat.float(), uv_hat.float(), self.y, self.uv)
+        bits = model.rate_bits(qs, shown if warmup else None)
+        loss = dist + self.lmbda * bits / self.pixels
+        # zeroed in place when graphable: a graph replays into the gradients it was captured with.
+        # A network that a step does not use keeps no gradient (None) either way, so Adam leaves it
+        # alone: the inter network's moments start when its frames are first shown.
+        self.opt.zero_grad(set_to_none=not self.graphable)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for lat in model.latents:
+                lat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
+        return loss.detach(), bits.detach(), dist.detach()
+
+
+class CudaGraphSteps:
+    """A TrainStep replayed from CUDA graphs: each kind of step (warm-up, noise, straight-through)
+    runs eagerly WARM times on a side stream (lazy initialisations, Adam's state), is then captured
+    once and replayed. A replay launches the iteration's ~2,500 kernels in one call, where eager
+    PyTorch spends more time launching them than the GPU spends running them (this codec's networks
+    are tiny). The kinds come in order and never return, so only the current graph is kept.
+    If a capture fails (an op that cannot be captured), training goes on eagerly, with a warning."""
+
+    WARM = 3
+
+    def __init__(self, step: TrainStep) -> None:
+        assert step.graphable and step.y.device.type == "cuda"
+        self.step = step
+        self.graph: tuple[tuple[bool, bool], torch.cuda.CUDAGraph, tuple] | None = None
+        self.runs: dict[tuple[bool, bool], int] = {}
+        self.stream = torch.cuda.Stream(step.y.device)
+        self.failed: str | None = None
+        self.captures = 0
+
+    def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (noise, warmup)
+        if self.graph is not None and self.graph[0] == key:
+            self.graph[1].replay()
+            return self.graph[2]
+        if self.failed or self.runs.get(key, 0) < self.WARM:
+            self.runs[key] = self.runs.get(key, 0) + 1
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                out = self.step(noise, warmup)
+            torch.cuda.current_stream().wait_stream(self.stream)
+            return out
+        self.graph = None  # the previous kind never comes back: free its memory first
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                out = self.step(noise, warmup)
+        except Exception as exc:  # noqa: BLE001 (any capture error: fall back, never lose the encode)
+            self.failed = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"CUDA graph capture failed, training goes on without graphs: {self.failed}", RuntimeWarning, stacklevel=2)
+            torch.cuda.synchronize()
+            return self(noise, warmup)
+        self.captures += 1
+        self.graph = (key, graph, out)
+        graph.replay()  # capturing records the kernels without running them
+        return out
+
+
+def learning_rate(preset: Preset, it: int, noise_end: int, total: int, position: float) -> float:
+    """Cosine over the noise phase (floored at 2%), then a linear fall from ste_lr_factor."""
+    if it < noise_end:
+        return max(preset.lr * 0.5 * (1.0 + math.cos(math.pi * position)), preset.lr * 0.02)
+    return preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
+
+
+class Trained(NamedTuple):
+    iterations: int
+    seconds: float
+    log: list[Progress]
+    cuda_graphs: str  # "off", "on" or "failed (why)"
+
+
 def train(
     model: LatentModel,
     y: torch.Tensor,
@@ -294,36 +423,23 @@ def train(
     max_seconds: float | None,
     amp: bool,
     progress: Callable[[Progress], None] | None,
-) -> tuple[int, float, list[Progress]]:
-    frames = list(range(y.shape[0]))
-    intra_frames = [t for t in frames if model.cfg.is_intra(t)]
-    intra_index = torch.tensor(intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
-    pixels = float(y.numel())
+    cuda_graphs: bool = False,
+) -> Trained:
+    """cuda_graphs: replay the iterations from CUDA graphs (CUDA only; see CudaGraphSteps)."""
     if y.device.type == "cpu":
         torch.set_flush_denormal(True)
-    latents = list(model.latents.parameters())
-    networks = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
-    # fused: one kernel for all parameters instead of ~10 per tensor (the tiny networks are launch-bound on a GPU)
-    opt = torch.optim.Adam([{"params": latents, "factor": preset.latent_lr_factor}, {"params": networks, "factor": 1.0}], lr=preset.lr, fused=True)
+    graphed = cuda_graphs and y.device.type == "cuda"
+    step = TrainStep(model, y, uv, lmbda, preset, amp=amp, graphable=graphed)
+    run = CudaGraphSteps(step) if graphed else step
     total = preset.iterations
     noise_end = int(round(total * (1.0 - preset.ste_fraction)))
     start = time.monotonic()
     log: list[Progress] = []
     it = 0
-    device_type = y.device.type
     while it < total:
         noise = it < noise_end
         position = noise_position(it, noise_end, time.monotonic() - start if max_seconds is not None else None, max_seconds, preset.ste_fraction)
-        if noise:
-            lr = preset.lr * 0.5 * (1.0 + math.cos(math.pi * position))
-            lr = max(lr, preset.lr * 0.02)
-        else:
-            lr = preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
-        for group in opt.param_groups:
-            group["lr"] = lr * group["factor"]
-        temperature = 0.3 - 0.2 * position
-        amplitude = 1.0
-        qs = model.quantized(noise, temperature, amplitude)
+        step.schedule(learning_rate(preset, it, noise_end, total, position), 0.3 - 0.2 * position)
         # With inter frames, the intra frames train alone first (as I-frames before their
         # P-frames): trained with the chain from the start frame 0 settles ~1.4 dB lower and the
         # later frames with it. Their rate alone too: the inter latents are not charged before
@@ -332,25 +448,11 @@ def train(
         # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
         # frames shown cost 1-2 dB at high lambda (N06).
         warmup = model.inter is not None and noise and position < INTRA_WARMUP
-        shown = intra_frames if warmup else frames
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
-            y_hat, uv_hat = model.render(qs, shown)
-        if warmup:
-            dist = _distortion(y_hat.float(), uv_hat.float(), y.index_select(0, intra_index), uv.index_select(0, intra_index))
-        else:
-            dist = _distortion(y_hat.float(), uv_hat.float(), y, uv)
-        bits = model.rate_bits(qs, shown if warmup else None)
-        loss = dist + lmbda * bits / pixels
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for lat in model.latents:
-                lat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
+        loss, bits, dist = run(noise, warmup)
         it += 1
         if it % preset.check_every == 0 or it == total:
             elapsed = time.monotonic() - start
-            stats = torch.stack([loss.detach(), bits.detach(), dist.detach()]).cpu().tolist()  # the only sync
+            stats = torch.stack([loss, bits, dist]).cpu().tolist()  # the only sync
             if not all(math.isfinite(v) for v in stats):
                 raise CodecLabError(f"training diverged at iteration {it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
             entry = Progress(it, total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", elapsed)
@@ -366,7 +468,8 @@ def train(
                 total = it + max(1, int(it * preset.ste_fraction / (1.0 - preset.ste_fraction)))
             elif not noise and elapsed > max_seconds:
                 break
-    return it, time.monotonic() - start, log
+    graphs = "off" if not graphed else (f"failed ({run.failed})" if run.failed else "on")
+    return Trained(it, time.monotonic() - start, log, graphs)
 
 
 @dataclass(frozen=True)
@@ -510,8 +613,10 @@ def encode_clip(
     seed: int = 0,
     amp: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    cuda_graphs: bool | None = None,
 ) -> EncodeResult:
-    """Train on `clip` and write `out_path`. Same clip, settings, seed, device and thread count: same file."""
+    """Train on `clip` and write `out_path`. Same clip, settings, seed, device and thread count: same file.
+    cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
     t0 = time.monotonic()
     preset = get_preset(preset) if isinstance(preset, str) else preset
     if not (lmbda > 0 and math.isfinite(lmbda)):
@@ -543,7 +648,8 @@ def encode_clip(
         model.use_channels_last()
     y, uv = _targets(padded, dev)
     with reproducible_kernels(dev):
-        iterations, train_seconds, log = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress)
+        iterations, train_seconds, log, graphs = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp,
+                                                       progress=progress, cuda_graphs=dev.type == "cuda" and cuda_graphs is not False)
         # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
         synth_steps, arm_steps, inter_steps = _choose_steps(model.float(), y, uv, lmbda)
     inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
@@ -587,5 +693,6 @@ def encode_clip(
         lmbda=lmbda,
         device=str(dev),
         log=log,
+        cuda_graphs=graphs,
     )
 

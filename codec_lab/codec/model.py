@@ -225,8 +225,15 @@ def take_slices(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     for i in idx:
         counts[i] += 1
     if idx == sorted(idx) and all(c > 0 for c in counts):
-        return torch.repeat_interleave(x, torch.tensor(counts, device=x.device), dim=0)
-    return x.index_select(0, torch.tensor(idx, device=x.device))
+        return torch.repeat_interleave(x, _index_tensor(tuple(counts), x.device), dim=0, output_size=len(idx))  # sized: no sync
+    return x.index_select(0, _index_tensor(tuple(idx), x.device))
+
+
+@lru_cache(maxsize=256)
+def _index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An index made once per device: on CUDA a tensor built from a list is a host-to-device copy,
+    which syncs every iteration (and cannot be captured in a CUDA graph)."""
+    return torch.tensor(values, device=device)
 
 
 def previous_slice(cfg: CodecConfig, level: int, n: int) -> int | None:

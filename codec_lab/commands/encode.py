@@ -26,6 +26,8 @@ def register(subparsers) -> None:
                         help="with previous/motion: an intra frame every N frames (default: the preset's, 8; 0: frame 0 only)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, train eagerly instead of replaying each iteration from a captured CUDA graph")
     parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop training after about this long")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0): same input + settings + seed = same file")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (default 1: on a shared machine more threads can be far slower)")
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = encode_clip(clip, args.output, lmbda=lmbda, preset=preset, device=args.device, max_seconds=args.max_seconds, seed=args.seed, amp=args.amp, progress=show)
+    result = encode_clip(clip, args.output, lmbda=lmbda, preset=preset, device=args.device, max_seconds=args.max_seconds, seed=args.seed, amp=args.amp, progress=show,
+                         cuda_graphs=args.cuda_graphs)
     if not args.quiet:
         print(file=sys.stderr)
     quality = evaluate(clip, result.reconstruction)
