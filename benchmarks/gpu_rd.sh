@@ -14,7 +14,8 @@
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
 #    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
 #    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
-# Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel).
+# Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel);
+# the encoded files stay in WORK (default /tmp/codec_lab_gpu_rd).
 # Knobs: SWEEP_SECONDS=360 JOBS=16 PRESET=full PREDICTION=motion INTRA_PERIOD=8 DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,8 @@ DEVICE="${DEVICE:-cuda}"
 OVERHEAD=60  # seconds a point spends outside training: process start, CUDA init, motion search, finalizing, decoding (H200, 16 jobs: 46-58 s)
 export CODEC_LAB_TESTDATA="${CODEC_LAB_TESTDATA:-$PWD/bench-in}"
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT"
+WORK="${WORK:-/tmp/codec_lab_gpu_rd}"  # encoded files stay here: the device tool brings back only a few files from OUT
+mkdir -p "$OUT/rd" "$WORK"
 
 if [ -d .whl ]; then  # the GPU image: its python3 has torch; the rest comes as wheels
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -57,7 +59,7 @@ PY
 if [ "$DEVICE" = cuda ]; then
   "$PY" -m pytest tests/test_codec_roundtrip.py -q -p no:warnings -p no:cacheprovider -k cuda 2>&1 | tail -30 | tee -a "$OUT/smoke.txt"
 fi
-"$PY" - "$CODEC_LAB_TESTDATA/S03_foreman_qcif_30f.y4m" "$OUT" "$DEVICE" <<'PY' | tee -a "$OUT/smoke.txt"
+"$PY" - "$CODEC_LAB_TESTDATA/S03_foreman_qcif_30f.y4m" "$WORK" "$DEVICE" <<'PY' | tee -a "$OUT/smoke.txt"
 import sys, numpy as np
 from dataclasses import replace
 from codec_lab.video import read_clip
@@ -117,6 +119,9 @@ PY
 
 # 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time
 echo "sweep: $JOBS jobs, $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD" | tee -a "$OUT/smoke.txt"
+status=0  # a failed point still leaves the others' results to copy
 "$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
-  --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --out "$OUT/rd" ${NEURAL_RD_ARGS:-}
-echo "done: results in $OUT"
+  --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?
+cp "$WORK"/rd/*.json "$WORK/rd/summary.md" "$OUT/rd/" || true
+echo "done (status $status): results in $OUT"
+exit "$status"
