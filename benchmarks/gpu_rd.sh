@@ -56,7 +56,7 @@ assert sys.argv[1] == "cpu" or torch.cuda.is_available(), "no CUDA device"
 PY
 
 # 2. smoke
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ "${PYTEST:-1}" = 1 ]; then  # PYTEST=0: skip it (when it just passed in an earlier call)
   "$PY" -m pytest tests/test_codec_roundtrip.py -q -p no:warnings -p no:cacheprovider -k cuda 2>&1 | tail -30 | tee -a "$OUT/smoke.txt"
 fi
 "$PY" - "$CODEC_LAB_TESTDATA/S03_foreman_qcif_30f.y4m" "$WORK" "$DEVICE" <<'PY' | tee -a "$OUT/smoke.txt"

@@ -205,7 +205,8 @@ def arm_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, p
     n, h, w = cur.shape
     hw = h * w
     dtype, device = cur.dtype, cur.device
-    spatial = F.unfold(cur[:, None], 3, padding=1)[:, _SPATIAL_IDX] * context_mask(h, w, dtype, device)
+    # the 8 neighbours of the 3x3 window (not its centre); a cached index: a list would be copied to the device each call
+    spatial = F.unfold(cur[:, None], 3, padding=1).index_select(1, _index_tensor(tuple(_SPATIAL_IDX), device)) * context_mask(h, w, dtype, device)
     temporal = F.unfold(prev[:, None], 3, padding=1)
     par = parent.reshape(n, 1, hw)
     phase = phase_onehot(h, w, dtype, device).expand(n, PHASES, hw)
