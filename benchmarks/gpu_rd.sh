@@ -85,7 +85,7 @@ PY
 "$PY" - "$DEVICE" <<'PY' | tee "$OUT/speed.txt"
 import json, sys, time, torch
 import numpy as np
-from codec_lab.codec.encoder import CudaGraphSteps, LatentModel, TrainStep
+from codec_lab.codec.training import CudaGraphSteps, LatentModel, TrainStep
 from codec_lab.codec.model import level_shapes
 from codec_lab.codec.motion import grid
 from codec_lab.codec.presets import PRESETS, with_prediction

@@ -11,7 +11,7 @@ import torch
 
 from codec_lab.codec import bitstream, entropy, motion
 from codec_lab.codec.decoder import decode_bytes
-from codec_lab.codec.encoder import _ste_prediction, encode_clip
+from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import (
     decoded_value,
     dequantize,
@@ -23,6 +23,7 @@ from codec_lab.codec.model import (
 )
 from codec_lab.codec.motion_search import choose_motion, estimate_field
 from codec_lab.codec.presets import PRESETS, with_prediction
+from codec_lab.codec.training import _ste_prediction
 from codec_lab.errors import BitstreamError
 from tests.conftest import synthetic_clip
 
@@ -246,7 +247,7 @@ def test_a_file_without_motion_has_an_empty_motion_section(tmp_path):
 def test_the_warmup_rate_counts_only_the_intra_frames(period, intra, idle):
     """While the intra frames train alone, the idle inter latents must not be charged (the ARM would learn
     they are all zero)."""
-    from codec_lab.codec.encoder import LatentModel
+    from codec_lab.codec.training import LatentModel
 
     cfg = with_prediction(TEST, "motion", intra_period=period).config
     shapes = level_shapes(cfg, 4, 16, 16)

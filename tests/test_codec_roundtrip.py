@@ -184,7 +184,7 @@ def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path, prediction):
     assert np.array_equal(read_clip(tmp_path / "r.y4m").y, result.reconstruction.y)
     assert result.cuda_graphs == "on"  # the default on CUDA: trained from replayed graphs
     again = encode_clip(clip, tmp_path / "again.clv", lmbda=1e-3, preset=with_prediction(TEST, prediction), device="cuda")
-    assert again.path.read_bytes() == result.path.read_bytes()  # encoder.reproducible_kernels, and graph replays too
+    assert again.path.read_bytes() == result.path.read_bytes()  # training.reproducible_kernels, and graph replays too
     eager = encode_clip(clip, tmp_path / "eager.clv", lmbda=1e-3, preset=with_prediction(TEST, prediction), device="cuda", cuda_graphs=False)
     assert eager.cuda_graphs == "off"
     # the same training but for float order (capturable Adam's float32 bias correction): close, not equal
@@ -192,7 +192,7 @@ def test_cuda_encoded_file_decodes_on_cpu_exactly(tmp_path, prediction):
 
 
 def test_reproducible_kernels_are_scoped():
-    from codec_lab.codec.encoder import reproducible_kernels
+    from codec_lab.codec.training import reproducible_kernels
 
     before = torch.are_deterministic_algorithms_enabled()
     with reproducible_kernels(torch.device("cuda")):  # sets flags only: needs no GPU

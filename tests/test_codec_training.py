@@ -7,8 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from codec_lab.codec import encoder
-from codec_lab.codec.encoder import (
+from codec_lab.codec import training
+from codec_lab.codec.model import level_shapes
+from codec_lab.codec.presets import PRESETS, with_prediction
+from codec_lab.codec.training import (
     INTRA_WARMUP,
     LatentModel,
     TrainStep,
@@ -16,8 +18,6 @@ from codec_lab.codec.encoder import (
     noise_position,
     train,
 )
-from codec_lab.codec.model import level_shapes
-from codec_lab.codec.presets import PRESETS, with_prediction
 from tests.conftest import synthetic_clip
 
 
@@ -82,7 +82,7 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     render = model.render
     monkeypatch.setattr(model, "render", lambda qs, frames: shown.append(len(frames)) or render(qs, frames))
     clock = iter(range(10**6))  # one second per clock read
-    monkeypatch.setattr(encoder.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(training.time, "monotonic", lambda: float(next(clock)))
     y, uv = _targets(clip, torch.device("cpu"))
     iterations, *_ = train(model, y, uv, 1e-3, preset, max_seconds=100.0, amp=False, progress=None)
     assert iterations < 100
@@ -97,8 +97,13 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
     one frame after another (frames 0, 3, 6 intra: chains 0-1-2, 3-4-5 and 6)."""
     import numpy as np
 
-    from codec_lab.codec.encoder import _ste_prediction
-    from codec_lab.codec.model import add_correction, prediction_planes, to_420, upsample_levels
+    from codec_lab.codec.model import (
+        add_correction,
+        prediction_planes,
+        to_420,
+        upsample_levels,
+    )
+    from codec_lab.codec.training import _ste_prediction
 
     preset = with_prediction(PRESETS["test"], "motion", intra_period=3)
     cfg = replace(preset.config, motion_block=8)

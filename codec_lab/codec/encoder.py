@@ -1,9 +1,4 @@
-"""Encoder of `semantic_latent`: overfit latents + networks to one clip, then write the .clv file.
-
-Training (float32, CPU or CUDA): loss = D + lmbda * R, with D the 6:1:1 weighted
-MSE of Y, U, V on [0, 1] (what PSNR-YUV rewards) and R the ARM's bits per
-(padded) pixel. First additive uniform noise stands in for rounding, then the
-last `ste_fraction` of the iterations use straight-through rounding.
+"""Encoder of `semantic_latent`: overfit latents + networks to one clip (`training.py`), then write the .clv file.
 
 Finalizing (always on the CPU, in the decoder's fixed-point arithmetic): the
 latents are rounded, each network's weight step 2**-shift is chosen by
@@ -16,13 +11,10 @@ CPU to exactly the frames the encoder reports.
 from __future__ import annotations
 
 import math
-import os
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,47 +23,29 @@ from torch import nn
 from codec_lab.codec import bitstream, entropy, motion
 from codec_lab.codec.cost import mac_per_pixel
 from codec_lab.codec.model import (
-    ARM_IN,
     WEIGHT_INT_MAX,
-    Arm,
     CodecConfig,
-    Synthesis,
-    add_correction,
     arm_param_shapes,
     code_latents,
-    decoded_value,
     dequantize,
-    laplace_bits,
-    level_context,
     level_shapes,
-    pixel_levels,
-    prediction_planes,
     reconstruct,
     synth_layer_tuples,
-    to_420,
-    upsample_levels,
 )
 from codec_lab.codec.presets import DEFAULT_LMBDA, DEFAULT_PRESET, Preset, get_preset
+from codec_lab.codec.training import (
+    LatentModel,
+    Progress,
+    _distortion,
+    _targets,
+    reproducible_kernels,
+    train,
+)
 from codec_lab.errors import CodecLabError
-from codec_lab.metrics import PSNR_YUV_WEIGHTS
 from codec_lab.video.frames import Clip
 
-YUV_WEIGHTS = tuple(w / sum(PSNR_YUV_WEIGHTS) for w in PSNR_YUV_WEIGHTS)  # the loss weighs Y, U, V as PSNR-YUV does
-INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains its intra frames alone
 SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
 ARM_SHIFTS = (5, 6, 7, 8, 9, 10)
-
-
-@dataclass
-class Progress:
-    iteration: int
-    iterations: int
-    loss: float
-    bits: float  # the ARM's estimate of the latent bits (training-time, continuous)
-    psnr_yuv: float  # of the training reconstruction (noisy or rounded latents)
-    phase: str
-    seconds: float
-
 
 @dataclass
 class EncodeResult:
@@ -89,388 +63,6 @@ class EncodeResult:
     device: str
     log: list[Progress] = field(default_factory=list)
     cuda_graphs: str = "off"  # "on", "off" or "failed (why)": whether training replayed CUDA graphs
-
-
-def soft_round(x: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
-    """Differentiable rounding (Agustsson & Theis 2020); tends to round() as the temperature goes to 0.
-    temperature: a number, or a 0-d tensor on x's device (what a CUDA graph replays with)."""
-    alpha = 1.0 / temperature
-    m = torch.floor(x) + 0.5
-    norm = 2.0 * (torch.tanh(alpha / 2.0) if torch.is_tensor(alpha) else math.tanh(alpha / 2.0))
-    return m + torch.tanh(alpha * (x - m)) / norm
-
-
-def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """`value` forward, the identity's gradient backward."""
-    return x + (value - x).detach()
-
-
-def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[motion.Taps, motion.Taps] | None):
-    """The decoder's prediction of an inter frame from the previous frame's training output, with a
-    straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point).
-    taps: the frame's (luma, chroma) motion taps, or None for the previous frame as it is."""
-    if taps is not None:
-        refs = (_straight_through(255.0 * v, pixel_levels(v.detach())) for v in (prev_y, prev_uv))
-        prev_y, prev_uv = (_compensate_frames(ref, t) / 255.0 for ref, t in zip(refs, taps))
-    return tuple(_straight_through(v, decoded_value(v.detach())) for v in (prev_y, prev_uv))
-
-
-def _compensate_frames(ref: torch.Tensor, taps: motion.Taps) -> torch.Tensor:
-    """motion.compensate of B frames at once: ref (B, h, w) or (B, C, h, w), taps from _stack_taps."""
-    if ref.dim() == 3:
-        return motion.compensate(ref.reshape(-1, ref.shape[-1]), taps, straight_through=True).reshape(ref.shape)
-    planes = ref.transpose(0, 1)  # (C, B, h, w): the planes of a frame share its taps
-    out = motion.compensate(planes.reshape(planes.shape[0], -1, ref.shape[-1]), taps, straight_through=True)
-    return out.reshape(planes.shape).transpose(0, 1)
-
-
-def _stack_taps(taps: list[motion.Taps]) -> motion.Taps:
-    """The taps of B frames as those of one plane of B*h rows: frame b's samples come after b*h*w others."""
-    if len(taps) == 1:
-        return taps[0]
-    h, w = taps[0].shape
-    index = torch.cat([t.index + b * h * w for b, t in enumerate(taps)], dim=1)
-    return motion.Taps(index, torch.cat([t.weight for t in taps], dim=1), taps[0].norm, (len(taps) * h, w))
-
-
-class LatentModel(nn.Module):
-    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray] | None = None) -> None:
-        """fields: with a motion config, the motion vectors of each predicted frame, by frame index."""
-        super().__init__()
-        self.cfg = cfg
-        # Each predicted frame's taps, built once (autograd would hold them until backward anyway):
-        # buffers, so they follow the model to its device.
-        self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int]], ...]] = {}
-        for t, vectors in (fields or {}).items():
-            taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32)
-            for k, plane in enumerate(taps):
-                self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
-                self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
-            self.taps_meta[t] = tuple((plane.norm, plane.shape) for plane in taps)
-        self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
-        self.synth = Synthesis(cfg)
-        self.arm = Arm(cfg)
-        self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
-        self._slice_index: dict[tuple, torch.Tensor] = {}
-        self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], torch.Tensor]] = {}
-        self.channels_last = False
-
-    def use_channels_last(self) -> LatentModel:
-        """The synthesis in NHWC: its 1x1 layers are then plain matrix products, ~1.5x faster
-        fwd+bwd on the CPU (8 QCIF frames, one thread). Training arithmetic only: the decoder's
-        fixed-point synthesis is unaffected. Not measured on CUDA, so the CPU only."""
-        self.channels_last = True
-        for net in (self.synth, self.inter):
-            if net is not None:
-                net.to(memory_format=torch.channels_last)
-        return self
-
-    def quantized(self, noise: bool, temperature: float | torch.Tensor = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
-        """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
-        out = []
-        for lat in self.latents:
-            if noise:
-                # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
-                # boundary becomes a coin flip instead of a cheap fractional value
-                out.append(soft_round(soft_round(lat, temperature) + amplitude * (torch.rand_like(lat) - 0.5), temperature))
-            else:
-                out.append(_straight_through(lat, torch.round(lat)))
-        return out
-
-    def rate_bits(self, qs: list[torch.Tensor], frames: list[int] | None = None) -> torch.Tensor:
-        """The ARM's bits for the latents, or only for the slices that `frames` use."""
-        total = qs[0].new_zeros(())
-        for level in range(self.cfg.n_levels):
-            feats, q = level_context(self.cfg, qs, level), qs[level]
-            if frames is not None:
-                used = self._used_slices(level, tuple(frames), q.device)
-                feats, q = feats.index_select(0, used), q.index_select(0, used)
-            mu, log2_scale = self.arm(feats.reshape(-1, ARM_IN))
-            total = total + laplace_bits(q.reshape(-1), mu, log2_scale).sum()
-        return total
-
-    def _used_slices(self, level: int, frames: tuple[int, ...], device) -> torch.Tensor:
-        """The slices of `level` that `frames` use, as an index made once (not a copy to the device every iteration)."""
-        key = (level, frames, str(device))
-        if key not in self._slice_index:
-            stride = self.cfg.temporal_strides[level]
-            self._slice_index[key] = torch.tensor(sorted({f // stride for f in frames}), device=device)
-        return self._slice_index[key]
-
-    def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
-        """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
-        if not self.cfg.motion_block:
-            return None
-        return tuple(motion.Taps(getattr(self, f"taps_{t}_{k}_index"), getattr(self, f"taps_{t}_{k}_weight"), norm, shape)
-                     for k, (norm, shape) in enumerate(self.taps_meta[t]))
-
-    def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training reconstruction of `frames` (ascending): Y (N, H, W), UV (N, 2, H/2, W/2)."""
-        x = upsample_levels(self.cfg, qs, frames)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.inter is None:
-            return to_420(self.synth(x))
-        # Predicted frames form chains from each intra frame: frame t is predicted by frame t-1 as
-        # the decoder will have it (8-bit, straight-through gradient), so the gradient of every
-        # frame reaches the intra frame of its chain. (Cutting the gradient along the chain was
-        # measured worse: frame 0 got better, the later frames drifted down by ~1 dB a frame on N06.)
-        waves, rows, order = self._waves(tuple(frames), x.device)
-        # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
-        # be up to 2 levels away from the decoder's chain.
-        y0, uv0 = to_420(self.synth(x.index_select(0, rows[0])).float())
-        ys, uvs = [y0], [uv0]  # by wave
-        # Wave k holds the k-th predicted frame of every chain, trained as one batch: ~7 batches
-        # instead of ~26 frames for Foreman's 30 frames with an intra frame every 8 (the ops per
-        # iteration, which bound a GPU's speed for networks this small, fall by as much).
-        for k in range(1, len(waves)):
-            n = len(waves[k])  # the frames before them are the first n of wave k-1 (_waves)
-            taps = None
-            if self.cfg.motion_block:
-                per_frame = [self.motion_taps(frames[i]) for i in waves[k]]
-                taps = (_stack_taps([t[0] for t in per_frame]), _stack_taps([t[1] for t in per_frame]))
-            pred_y, pred_uv = _ste_prediction(ys[k - 1][:n], uvs[k - 1][:n], taps)
-            out = self.inter(torch.cat([x.index_select(0, rows[k]), prediction_planes(pred_y, pred_uv)], dim=1)).float()
-            y_k, uv_k = add_correction(out, pred_y, pred_uv)
-            ys.append(y_k)
-            uvs.append(uv_k)
-        if len(waves) == 1:
-            return ys[0], uvs[0]
-        return torch.cat(ys).index_select(0, order), torch.cat(uvs).index_select(0, order)
-
-    def _waves(self, frames: tuple[int, ...], device) -> tuple[list[list[int]], list[torch.Tensor], torch.Tensor]:
-        """Rows of `frames` by wave (0: the intra frames; k: the frames k after theirs, in the same
-        chain order, so wave k's predecessors are the first rows of wave k-1), the same as index
-        tensors on `device` (made once: no host-to-device copy per iteration) and the permutation
-        from wave order back to `frames` order."""
-        key = (frames, str(device))
-        if key not in self._wave_plan:
-            row = {t: i for i, t in enumerate(frames)}
-            if any(not self.cfg.is_intra(t) and t - 1 not in row for t in frames) or list(frames) != sorted(frames):
-                raise ValueError("a predicted frame is rendered after the frame it is predicted from")
-            waves = [[i for i, t in enumerate(frames) if self.cfg.is_intra(t)]]
-            while True:
-                nxt = [row[frames[i] + 1] for i in waves[-1] if frames[i] + 1 in row and not self.cfg.is_intra(frames[i] + 1)]
-                if not nxt:
-                    break
-                waves.append(nxt)
-            position = {i: p for p, i in enumerate(i for wave in waves for i in wave)}
-            order = torch.tensor([position[i] for i in range(len(frames))], device=device)
-            self._wave_plan[key] = (waves, [torch.tensor(w, device=device) for w in waves], order)
-        return self._wave_plan[key]
-
-
-def _targets(clip: Clip, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    y = torch.from_numpy(clip.y.astype(np.float32) / 255.0).to(device)
-    uv = torch.from_numpy(np.stack([clip.u, clip.v], axis=1).astype(np.float32) / 255.0).to(device)
-    return y, uv
-
-
-def _distortion(y_hat, uv_hat, y, uv) -> torch.Tensor:
-    mse_y = torch.mean((y_hat - y) ** 2)
-    mse_u = torch.mean((uv_hat[:, 0] - uv[:, 0]) ** 2)
-    mse_v = torch.mean((uv_hat[:, 1] - uv[:, 1]) ** 2)
-    return YUV_WEIGHTS[0] * mse_y + YUV_WEIGHTS[1] * mse_u + YUV_WEIGHTS[2] * mse_v
-
-
-def _psnr(mse: float) -> float:
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
-
-
-def noise_position(it: int, noise_end: int, elapsed: float | None, max_seconds: float | None, ste_fraction: float) -> float:
-    """How far (0..1) training is through its noise phase, which sets the learning rate, the
-    soft-rounding temperature and the end of the intra warm-up. Under a time cap, the further of
-    the iteration count and the clock: a capped run anneals on time instead of stopping at
-    iteration 1,000 of a 12,000-iteration schedule still at its top learning rate and in warm-up."""
-    position = it / max(1, noise_end)
-    if max_seconds is not None and elapsed is not None:
-        position = max(position, elapsed / max(1e-9, max_seconds * (1.0 - ste_fraction)))
-    return min(1.0, position)
-
-
-class TrainStep:
-    """One training iteration: quantize, render, loss = D + lmbda * R, backward, Adam, clamp.
-
-    `graphable`: written so that a CUDA graph can capture it (see CudaGraphSteps): the learning
-    rates and the soft-rounding temperature live in device tensors that `schedule` fills, and the
-    gradients are zeroed in place rather than dropped, so every replay finds them where it left
-    them. Otherwise they are Python numbers, as they always were on the CPU (same file bytes)."""
-
-    def __init__(self, model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset,
-                 *, amp: bool = False, graphable: bool = False) -> None:
-        self.model, self.y, self.uv, self.lmbda = model, y, uv, lmbda
-        self.amp, self.graphable = amp and y.device.type == "cuda", graphable
-        self.frames = list(range(y.shape[0]))
-        self.intra_frames = [t for t in self.frames if model.cfg.is_intra(t)]
-        self.intra_index = torch.tensor(self.intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
-        self.pixels = float(y.numel())
-        latents = list(model.latents.parameters())
-        networks = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
-        # fused: one kernel for all parameters instead of ~10 per tensor (the tiny networks are launch-bound on a GPU)
-        groups = [{"params": latents, "factor": preset.latent_lr_factor}, {"params": networks, "factor": 1.0}]
-        self.opt = torch.optim.Adam(groups, lr=preset.lr, fused=True, capturable=graphable)
-        self.temperature: float | torch.Tensor = 0.3
-        if graphable:
-            for group in self.opt.param_groups:
-                group["lr"] = torch.tensor(group["lr"] * group["factor"], device=y.device)
-            self.temperature = torch.tensor(0.3, device=y.device)
-
-    def schedule(self, lr: float, temperature: float) -> None:
-        if not self.graphable:
-            for group in self.opt.param_groups:
-                group["lr"] = lr * group["factor"]
-            self.temperature = temperature
-            return
-        for group in self.opt.param_groups:  # fills: kernels with a scalar argument, no host sync
-            group["lr"].fill_(lr * group["factor"])
-        self.temperature.fill_(temperature)
-
-    def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One iteration; returns (loss, bits, distortion), detached and on the device.
-        warmup: the intra frames alone (inter models, first part of the noise phase)."""
-        model = self.model
-        qs = model.quantized(noise, self.temperature)
-        shown = self.intra_frames if warmup else self.frames
-        # autocast's weight-cast cache would hold casts made during a graph capture: off when graphable
-        with torch.autocast(device_type=self.y.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=not self.graphable):
-            y_hat, uv_hat = model.render(qs, shown)
-        if warmup:
-            dist = _distortion(y_hat.float(), uv_hat.float(), self.y.index_select(0, self.intra_index), self.uv.index_select(0, self.intra_index))
-        else:
-            dist = _distortion(y_hat.float(), uv_hat.float(), self.y, self.uv)
-        bits = model.rate_bits(qs, shown if warmup else None)
-        loss = dist + self.lmbda * bits / self.pixels
-        # zeroed in place when graphable: a graph replays into the gradients it was captured with.
-        # A network that a step does not use keeps no gradient (None) either way, so Adam leaves it
-        # alone: the inter network's moments start when its frames are first shown.
-        self.opt.zero_grad(set_to_none=not self.graphable)
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
-            for lat in model.latents:
-                lat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
-        return loss.detach(), bits.detach(), dist.detach()
-
-
-class CudaGraphSteps:
-    """A TrainStep replayed from CUDA graphs: each kind of step (warm-up, noise, straight-through)
-    runs eagerly WARM times on a side stream (lazy initialisations, Adam's state), is then captured
-    once and replayed. A replay launches the iteration's ~2,500 kernels in one call, where eager
-    PyTorch spends more time launching them than the GPU spends running them (this codec's networks
-    are tiny). The kinds come in order and never return, so only the current graph is kept.
-    If a capture fails (an op that cannot be captured), training goes on eagerly, with a warning."""
-
-    WARM = 3
-
-    def __init__(self, step: TrainStep) -> None:
-        assert step.graphable and step.y.device.type == "cuda"
-        self.step = step
-        self.graph: tuple[tuple[bool, bool], torch.cuda.CUDAGraph, tuple] | None = None
-        self.runs: dict[tuple[bool, bool], int] = {}
-        self.stream = torch.cuda.Stream(step.y.device)
-        self.failed: str | None = None
-        self.captures = 0
-
-    def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        key = (noise, warmup)
-        if self.graph is not None and self.graph[0] == key:
-            self.graph[1].replay()
-            return self.graph[2]
-        if self.failed or self.runs.get(key, 0) < self.WARM:
-            self.runs[key] = self.runs.get(key, 0) + 1
-            self.stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self.stream):
-                out = self.step(noise, warmup)
-            torch.cuda.current_stream().wait_stream(self.stream)
-            return out
-        self.graph = None  # the previous kind never comes back: free its memory first
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                out = self.step(noise, warmup)
-        except Exception as exc:  # noqa: BLE001 (any capture error: fall back, never lose the encode)
-            self.failed = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"CUDA graph capture failed, training goes on without graphs: {self.failed}", RuntimeWarning, stacklevel=2)
-            torch.cuda.synchronize()
-            return self(noise, warmup)
-        self.captures += 1
-        self.graph = (key, graph, out)
-        graph.replay()  # capturing records the kernels without running them
-        return out
-
-
-def learning_rate(preset: Preset, it: int, noise_end: int, total: int, position: float) -> float:
-    """Cosine over the noise phase (floored at 2%), then a linear fall from ste_lr_factor."""
-    if it < noise_end:
-        return max(preset.lr * 0.5 * (1.0 + math.cos(math.pi * position)), preset.lr * 0.02)
-    return preset.lr * preset.ste_lr_factor * (1.0 - (it - noise_end) / max(1, total - noise_end)) + 1e-5
-
-
-class Trained(NamedTuple):
-    iterations: int
-    seconds: float
-    log: list[Progress]
-    cuda_graphs: str  # "off", "on" or "failed (why)"
-
-
-def train(
-    model: LatentModel,
-    y: torch.Tensor,
-    uv: torch.Tensor,
-    lmbda: float,
-    preset: Preset,
-    *,
-    max_seconds: float | None,
-    amp: bool,
-    progress: Callable[[Progress], None] | None,
-    cuda_graphs: bool = False,
-) -> Trained:
-    """cuda_graphs: replay the iterations from CUDA graphs (CUDA only; see CudaGraphSteps)."""
-    if y.device.type == "cpu":
-        torch.set_flush_denormal(True)
-    graphed = cuda_graphs and y.device.type == "cuda"
-    step = TrainStep(model, y, uv, lmbda, preset, amp=amp, graphable=graphed)
-    run = CudaGraphSteps(step) if graphed else step
-    total = preset.iterations
-    noise_end = int(round(total * (1.0 - preset.ste_fraction)))
-    start = time.monotonic()
-    log: list[Progress] = []
-    it = 0
-    while it < total:
-        noise = it < noise_end
-        position = noise_position(it, noise_end, time.monotonic() - start if max_seconds is not None else None, max_seconds, preset.ste_fraction)
-        step.schedule(learning_rate(preset, it, noise_end, total, position), 0.3 - 0.2 * position)
-        # With inter frames, the intra frames train alone first (as I-frames before their
-        # P-frames): trained with the chain from the start frame 0 settles ~1.4 dB lower and the
-        # later frames with it. Their rate alone too: the inter latents are not charged before
-        # their frames are shown (charging them only pushed them to zero before they had a use).
-        # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
-        # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
-        # frames shown cost 1-2 dB at high lambda (N06).
-        warmup = model.inter is not None and noise and position < INTRA_WARMUP
-        loss, bits, dist = run(noise, warmup)
-        it += 1
-        if it % preset.check_every == 0 or it == total:
-            elapsed = time.monotonic() - start
-            stats = torch.stack([loss, bits, dist]).cpu().tolist()  # the only sync
-            if not all(math.isfinite(v) for v in stats):
-                raise CodecLabError(f"training diverged at iteration {it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
-            entry = Progress(it, total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", elapsed)
-            log.append(entry)
-            if progress:
-                progress(entry)
-        if max_seconds is not None:
-            # Checked every iteration (a clock read, no device sync): at 1080p on a CPU one
-            # iteration can take minutes, so waiting for `check_every` could overrun the budget by hours.
-            elapsed = time.monotonic() - start
-            if noise and elapsed > max_seconds * (1.0 - preset.ste_fraction):
-                noise_end = it
-                total = it + max(1, int(it * preset.ste_fraction / (1.0 - preset.ste_fraction)))
-            elif not noise and elapsed > max_seconds:
-                break
-    graphs = "off" if not graphed else (f"failed ({run.failed})" if run.failed else "on")
-    return Trained(it, time.monotonic() - start, log, graphs)
-
 
 @dataclass(frozen=True)
 class WeightSteps:
@@ -582,25 +174,6 @@ def check_training_memory(frames: int, height: int, width: int, dev: torch.devic
         f"training on {frames} frames of {width}x{height} needs about {needed / 1024**3:.1f} GB and {dev.type} has "
         f"{available / 1024**3:.1f} GB free: {advice}, or use a device with more memory"
     )
-
-
-@contextmanager
-def reproducible_kernels(dev: torch.device):
-    """On CUDA, PyTorch's deterministic kernels while it is open. The default backward of some ops
-    adds with atomics: an intra encode on an H200 wrote a different file each run, and with these
-    the same file twice (intra and motion). warn_only: an op with no such kernel warns, not fails.
-    The CPU needs none of this (motion's one offender has its own backward: motion._TakeTaps)."""
-    if dev.type != "cuda":
-        yield
-        return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
 
 def encode_clip(
     clip: Clip,
