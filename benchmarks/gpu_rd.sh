@@ -12,11 +12,13 @@
 #    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), eager and from CUDA graphs,
 #    with motion (8x8 blocks).
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
-#    each; preset `full`, JOBS trainings at a time sharing the GPU, each capped so that the sweep
-#    ends within SWEEP_SECONDS; the anchors are encoded on the CPU meanwhile.
+#    each; preset `full`, with TOGETHER=1 one process per clip training its four lambdas together
+#    (their kernels overlap on the GPU; separate processes only take turns), else one per point,
+#    JOBS processes at a time, each capped so that the sweep ends within SWEEP_SECONDS; the anchors
+#    are encoded on the CPU meanwhile.
 # Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel);
 # the encoded files stay in WORK (default /tmp/codec_lab_gpu_rd).
-# Knobs: SWEEP_SECONDS=360 JOBS=16 PRESET=full PREDICTION=motion INTRA_PERIOD=8 DEVICE=cuda (DEVICE=cpu: a dry run).
+# Knobs: SWEEP_SECONDS=360 JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
@@ -26,7 +28,10 @@ PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-motion}"
 INTRA_PERIOD="${INTRA_PERIOD:-8}"  # with motion: an intra frame every 8 (one 48-frame chain trained badly on the CPU)
 DEVICE="${DEVICE:-cuda}"
-OVERHEAD=60  # seconds a point spends outside training: process start, CUDA init, motion search, finalizing, decoding (H200, 16 jobs: 46-58 s)
+TOGETHER="${TOGETHER:-1}"  # 1: one process per clip trains its 4 lambdas together (their kernels overlap); 0: a process per point
+# seconds outside training: process start, CUDA init, motion search, finalizing, decoding (H200, a process per point: 46-58 s;
+# together, a process finishes and decodes its 4 points one after the other: an estimate)
+if [ "$TOGETHER" = 1 ]; then OVERHEAD=120; else OVERHEAD=60; fi
 export CODEC_LAB_TESTDATA="${CODEC_LAB_TESTDATA:-$PWD/bench-in}"
 export PYTHONUNBUFFERED=1
 WORK="${WORK:-/tmp/codec_lab_gpu_rd}"  # encoded files stay here: the device tool brings back only a few files from OUT
@@ -42,7 +47,8 @@ fi
 
 # 1. preflight: fail in seconds, not after minutes of device time
 [ "$JOBS" -ge 1 ] || { echo "JOBS must be at least 1"; exit 2; }
-WAVES=$(( (16 + JOBS - 1) / JOBS ))
+if [ "$TOGETHER" = 1 ]; then UNITS=4; else UNITS=16; fi  # processes to run: clips, or points
+WAVES=$(( (UNITS + JOBS - 1) / JOBS ))
 CAP=$(( SWEEP_SECONDS / WAVES - OVERHEAD ))
 [ "$CAP" -ge 10 ] || { echo "SWEEP_SECONDS=$SWEEP_SECONDS leaves ${CAP}s of training a point: raise it or JOBS"; exit 2; }
 for f in S03_foreman_qcif_30f.y4m S04_mobile_cif_25f.y4m N06_src01_160x90_48f.y4m carphone_pristine.mp4; do
@@ -117,9 +123,15 @@ for (w, h, t) in sizes:
             torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
 PY
 
+# 2c. several models training together in one process: does the total grow with their number?
+if [ "$DEVICE" = cuda ]; then
+  "$PY" benchmarks/gpu_together.py --sizes 176x144x30,352x288x30 --counts 1,4,16 | tee -a "$OUT/speed.txt"
+fi
+
 # 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time
-echo "sweep: $JOBS jobs, $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD" | tee -a "$OUT/smoke.txt"
+echo "sweep: $JOBS jobs (together: $TOGETHER), $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD" | tee -a "$OUT/smoke.txt"
 status=0  # a failed point still leaves the others' results to copy
+if [ "$TOGETHER" = 1 ]; then NEURAL_RD_ARGS="--together ${NEURAL_RD_ARGS:-}"; fi
 "$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
   --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?
 cp "$WORK"/rd/*.json "$WORK/rd/summary.md" "$OUT/rd/" || true

@@ -94,27 +94,29 @@ def summarize(out: Path) -> str:
     return text
 
 
-def neural_point(name: str, frames: int | None, settings: dict, stem: str, options: dict) -> dict:
-    """Train, write, decode in a separate process and measure one RD point (runs in a worker process)."""
+def neural_points(name: str, frames: int | None, settings: list[dict], stems: list[str], options: dict) -> list[dict]:
+    """Train (together, if several: they differ only in lmbda), write, decode in a separate process
+    and measure RD points of one clip (runs in a worker process)."""
     from codec_lab.codec import bitstream
     from codec_lab.codec.sweep import SemanticLatentCodec
     from codec_lab.video import read_clip
 
     clip = read_clip(CLIPS[name](), frames=frames)
     neural = SemanticLatentCodec(**options)
-    enc = neural.encode(clip, settings, Path(stem))
-    t = time.perf_counter()
-    recon = neural.decode(enc.path)
-    result = neural.last_result
-    p = point("semantic_latent", {**settings, "iterations": result.iterations}, clip, enc, recon, time.perf_counter() - t)
-    parsed = bitstream.parse_file(enc.path.read_bytes())
-    sections = {"weights": len(parsed.weights), "latents": len(parsed.latents),
-                "header_and_crc": enc.file_bytes - len(parsed.weights) - len(parsed.latents),
-                "train_seconds": result.train_seconds, "device": result.device,
-                "cuda_graphs": result.cuda_graphs}
-    print(f"{name} lmbda={settings['lmbda']:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {result.iterations} it (graphs {result.cuda_graphs}), "
-          f"enc {p.encode_seconds:.0f}s dec {p.decode_seconds:.1f}s, weights {sections['weights']} B of {enc.file_bytes}", flush=True)
-    return {"point": p.model_dump(), "sections": sections}
+    out = []
+    for s, enc, result in zip(settings, neural.encode_points(clip, settings, [Path(stem) for stem in stems]), neural.last_results):
+        t = time.perf_counter()
+        recon = neural.decode(enc.path)
+        p = point("semantic_latent", {**s, "iterations": result.iterations}, clip, enc, recon, time.perf_counter() - t)
+        parsed = bitstream.parse_file(enc.path.read_bytes())
+        sections = {"weights": len(parsed.weights), "latents": len(parsed.latents),
+                    "header_and_crc": enc.file_bytes - len(parsed.weights) - len(parsed.latents),
+                    "train_seconds": result.train_seconds, "device": result.device,
+                    "cuda_graphs": result.cuda_graphs, "trained_with": len(settings)}
+        print(f"{name} lmbda={s['lmbda']:g}: {p.kbps:.1f} kbps {p.quality.psnr_yuv:.2f} dB, {result.iterations} it (graphs {result.cuda_graphs}), "
+              f"enc {p.encode_seconds:.0f}s dec {p.decode_seconds:.1f}s, weights {sections['weights']} B of {enc.file_bytes}", flush=True)
+        out.append({"point": p.model_dump(), "sections": sections})
+    return out
 
 
 def anchor_points(clip, stem_dir: Path) -> list:
@@ -151,7 +153,9 @@ def main() -> int:
                         help=f"semantic_latent's frame prediction (default {DEFAULT_PREDICTION})")
     parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--jobs", type=int, default=1, help="RD points trained at once, one process each")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes: RD points (or clips, with --together) trained at once")
+    parser.add_argument("--together", action="store_true",
+                        help="train each clip's lambdas together in one process (on a GPU their kernels overlap; separate processes take turns)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--out", default="bench-out/neural")
     parser.add_argument("--skip-anchors", action="store_true")
@@ -182,20 +186,27 @@ def main() -> int:
         (out / name).mkdir(exist_ok=True)
     # spawn, not fork: a forked child cannot use CUDA once the parent has touched it
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {(name, lm): pool.submit(neural_point, name, frames[name], {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
-                                                                   **({"intra_period": args.intra_period} if args.intra_period is not None else {})},
-                                        str(out / name / f"semantic_latent_l{lm:g}"), options)
-                for name in names for lm in lmbdas}
+        def settings(lm: float) -> dict:
+            return {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
+                    **({"intra_period": args.intra_period} if args.intra_period is not None else {})}
+
+        def stem(name: str, lm: float) -> str:
+            return str(out / name / f"semantic_latent_l{lm:g}")
+
+        groups = [[lm] for lm in lmbdas] if not args.together else [lmbdas]
+        futures = {(name, tuple(group)): pool.submit(neural_points, name, frames[name], [settings(lm) for lm in group],
+                                                     [stem(name, lm) for lm in group], options)
+                   for name in names for group in groups}
         anchors = {} if args.skip_anchors else {name: anchor_points(read_clip(CLIPS[name](), frames=frames[name]), out / name) for name in names}
         failed = 0
         for name in names:
             results = []
-            for lm in lmbdas:
+            for group in groups:
                 try:
-                    results.append(jobs[(name, lm)].result())
+                    results += futures[(name, tuple(group))].result()
                 except Exception as exc:  # one failed point (diverged, out of memory) must not lose the others
-                    failed += 1
-                    print(f"{name} lmbda={lm:g}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+                    failed += len(group)
+                    print(f"{name} lmbda={','.join(f'{lm:g}' for lm in group)}: FAILED: {type(exc).__name__}: {exc}", flush=True)
             if not results:
                 continue
             mine = [RDPoint.model_validate(r["point"]) for r in results]

@@ -200,3 +200,28 @@ def test_reproducible_kernels_are_scoped():
     assert torch.are_deterministic_algorithms_enabled() == before
     with reproducible_kernels(torch.device("cpu")):
         assert torch.are_deterministic_algorithms_enabled() == before
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_rd.sh runs it on the GPU machine)")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_points_trained_together_are_the_files_trained_alone(tmp_path, monkeypatch, device):
+    """encode_clip_points trains several lambdas at once (on a GPU on streams of their own, taking
+    turns) and searches the motion once: each file must still be the one encode_clip writes alone."""
+    from codec_lab.codec import motion_search
+    from codec_lab.codec.encoder import encode_clip_points
+
+    searches = []
+    search = motion_search.estimate_motion
+    monkeypatch.setattr(motion_search, "estimate_motion", lambda *a, **k: searches.append(a[1]) or search(*a, **k))
+    clip = synthetic_clip(frames=3)
+    preset = with_prediction(replace(TEST, motion_blocks=(8, 16)), "motion")
+    together = encode_clip_points(clip, [(tmp_path / "a.clv", 1e-3), (tmp_path / "b.clv", 3e-2)], preset=preset, device=device)
+    assert sorted(searches) == [8, 16]  # one search per block size, shared by both points
+    assert together[0].path.read_bytes() != together[1].path.read_bytes()
+    for result in together:
+        alone = encode_clip(clip, tmp_path / "alone.clv", lmbda=result.lmbda, preset=preset, device=device)
+        assert alone.path.read_bytes() == result.path.read_bytes()
+        assert result.iterations == alone.iterations == TEST.iterations
+        assert result.cuda_graphs == ("on" if device == "cuda" else "off")

@@ -36,10 +36,12 @@ from codec_lab.codec.presets import DEFAULT_LMBDA, DEFAULT_PRESET, Preset, get_p
 from codec_lab.codec.training import (
     LatentModel,
     Progress,
+    Trained,
+    Training,
     _distortion,
     _targets,
     reproducible_kernels,
-    train,
+    train_together,
 )
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
@@ -175,6 +177,18 @@ def check_training_memory(frames: int, height: int, width: int, dev: torch.devic
         f"{available / 1024**3:.1f} GB free: {advice}, or use a device with more memory"
     )
 
+@dataclass
+class _Job:
+    """One RD point being encoded: what finishing it needs once its model is trained."""
+
+    out_path: Path
+    lmbda: float
+    cfg: CodecConfig
+    shapes: list[tuple[int, int, int]]
+    fields: list[np.ndarray]  # the predicted frames' motion, in cfg.inter_frames order
+    model: LatentModel
+
+
 def encode_clip(
     clip: Clip,
     out_path: str | Path,
@@ -190,10 +204,31 @@ def encode_clip(
 ) -> EncodeResult:
     """Train on `clip` and write `out_path`. Same clip, settings, seed, device and thread count: same file.
     cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
+    return encode_clip_points(clip, [(out_path, lmbda)], preset=preset, device=device, max_seconds=max_seconds, seed=seed,
+                              amp=amp, progress=progress, cuda_graphs=cuda_graphs)[0]
+
+
+def encode_clip_points(
+    clip: Clip,
+    points: list[tuple[str | Path, float]],
+    *,
+    preset: str | Preset = DEFAULT_PRESET,
+    device: str = "cpu",
+    max_seconds: float | None = None,
+    seed: int = 0,
+    amp: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    cuda_graphs: bool | None = None,
+) -> list[EncodeResult]:
+    """Several RD points of one clip, (out_path, lmbda) each, trained together (training.train_together:
+    on CUDA their kernels overlap) and sharing one motion search. Each file is the one encode_clip
+    would write alone. max_seconds caps the training of all of them together (wall time); each
+    result's encode_seconds is the whole call's."""
     t0 = time.monotonic()
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    if not (lmbda > 0 and math.isfinite(lmbda)):
-        raise CodecLabError(f"--lmbda must be a positive number, got {lmbda}")
+    for _, lmbda in points:
+        if not (lmbda > 0 and math.isfinite(lmbda)):
+            raise CodecLabError(f"--lmbda must be a positive number, got {lmbda}")
     if clip.width > bitstream.MAX_DIM or clip.height > bitstream.MAX_DIM or clip.num_frames > bitstream.MAX_FRAMES:
         raise CodecLabError(f"clip {clip.width}x{clip.height}x{clip.num_frames} is beyond what the format holds")
     if device == "cuda" and not torch.cuda.is_available():
@@ -203,31 +238,50 @@ def encode_clip(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = False
-    cfg = preset.config
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
-    check_training_memory(frames, height, width, dev, motion=bool(cfg.motion_block))
+    check_training_memory(frames * len(points), height, width, dev, motion=bool(preset.config.motion_block))
+    searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size does
+    jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
+    y, uv = _targets(padded, dev)
+    with reproducible_kernels(dev):
+        trainings = [Training(job.model, y, uv, job.lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress,
+                              cuda_graphs=dev.type == "cuda" and cuda_graphs is not False) for job in jobs]
+        trained = train_together(trainings)
+        # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
+        steps = [_choose_steps(job.model.float(), y, uv, job.lmbda) for job in jobs]
+    results = [_finish(clip, job, run, step, preset, dev) for job, run, step in zip(jobs, trained, steps)]
+    for result in results:
+        result.encode_seconds = time.monotonic() - t0
+    return results
+
+
+def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: torch.device, seed: int, searched: dict) -> _Job:
+    """The motion (if any) and the untrained model of one RD point."""
+    cfg = preset.config
+    frames, height, width = padded.num_frames, padded.height, padded.width
     shapes = level_shapes(cfg, frames, height, width)
-    fields: list[np.ndarray] = []  # the predicted frames' motion, in cfg.inter_frames order
+    fields: list[np.ndarray] = []
     if cfg.motion_block:
         from codec_lab.codec.motion_search import choose_motion
 
-        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda, cfg.inter_frames(frames))
+        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda, cfg.inter_frames(frames), searched)
         cfg = replace(cfg, motion_block=block)
-
     torch.manual_seed(seed)
-    model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields))).to(dev)
+    model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
     if dev.type == "cpu":
         model.use_channels_last()
-    y, uv = _targets(padded, dev)
-    with reproducible_kernels(dev):
-        iterations, train_seconds, log, graphs = train(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp,
-                                                       progress=progress, cuda_graphs=dev.type == "cuda" and cuda_graphs is not False)
-        # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
-        synth_steps, arm_steps, inter_steps = _choose_steps(model.float(), y, uv, lmbda)
+    return _Job(out_path, lmbda, cfg, shapes, fields, model)
+
+
+def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, WeightSteps, WeightSteps | None],
+            preset: Preset, dev: torch.device) -> EncodeResult:
+    """Quantize the trained model, code it and write the file, on the CPU in the decoder's arithmetic."""
+    synth_steps, arm_steps, inter_steps = steps
+    cfg, shapes, fields = job.cfg, job.shapes, job.fields
+    frames, height, width = shapes[0][0], clip.padded(2).height, clip.padded(2).width
     inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
-    # ---- finalize on the CPU in the decoder's arithmetic
-    model = model.cpu()
+    model = job.model.cpu()
     cfg = cfg.with_shifts(synth_steps.shift, arm_steps.shift, inter_steps.shift)
     synth_ints = synth_steps.quantize(list(model.synth.parameters()))
     inter_ints = inter_steps.quantize(list(model.inter.parameters())) if model.inter is not None else []
@@ -246,26 +300,24 @@ def encode_clip(
     )
     motion_section = motion.encode_fields(fields) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)
-    out_path = Path(out_path)
-    out_path.write_bytes(data)
+    job.out_path.write_bytes(data)
     y8, u8, v8 = reconstruct(cfg, levels, synth_steps.dequantize(synth_ints), frames, height, width,
                              inter_steps.dequantize(inter_ints), fields)
     recon = Clip(y8, u8, v8, clip.fps).cropped(clip.height, clip.width)
     estimated = coder.ideal_bits + 8.0 * (len(data) - len(latents))
     return EncodeResult(
-        path=out_path,
+        path=job.out_path,
         file_bytes=len(data),
         estimated_bits=estimated,
         reconstruction=recon,
-        encode_seconds=time.monotonic() - t0,
-        train_seconds=train_seconds,
-        iterations=iterations,
+        encode_seconds=0.0,  # set by the caller
+        train_seconds=trained.seconds,
+        iterations=trained.iterations,
         mac_per_pixel=mac_per_pixel(cfg, clip.height, clip.width, clip.num_frames),
         config=cfg,
         preset=preset.name,
-        lmbda=lmbda,
+        lmbda=job.lmbda,
         device=str(dev),
-        log=log,
-        cuda_graphs=graphs,
+        log=trained.log,
+        cuda_graphs=trained.cuda_graphs,
     )
-

@@ -127,10 +127,10 @@ def _median3(a: int, b: int, c: int) -> int:
     return max(min(a, b), min(max(a, b), c))
 
 
-def _predictor(rows: list[list[tuple[int, int]]], i: int, j: int, bx: int) -> tuple[int, int]:
+def _predictor(rows, i: int, j: int, bx: int) -> tuple[int, int]:
     """H.264's vector predictor: the left vector on the first row, else the median of left, top, top-right
     (top-left when there is no top-right); a neighbour outside the frame counts as zero.
-    On Python ints: the decoder runs it once per block (numpy per block was 4x slower)."""
+    rows[r][c]: lists of rows, or dicts holding the neighbours only. On Python ints: the decoder runs it once per block (numpy per block was 4x slower)."""
     left = rows[i][j - 1] if j > 0 else (0, 0)
     if i == 0:
         return left
@@ -140,9 +140,15 @@ def _predictor(rows: list[list[tuple[int, int]]], i: int, j: int, bx: int) -> tu
 
 
 def median_predictor(field: np.ndarray, i: int, j: int) -> np.ndarray:
-    """The predictor of block (i, j) of a (by, bx, 2) field whose blocks before it in raster order are known."""
-    rows = [[(int(v[0]), int(v[1])) for v in row] for row in field[max(0, i - 1) : i + 1]]
-    return np.array(_predictor(rows, min(i, 1), j, field.shape[1]), np.int64)
+    """The predictor of block (i, j) of a (by, bx, 2) field whose blocks before it in raster order are known.
+    Reads only the neighbours it needs (the motion search calls it once per block and candidate set)."""
+    bx = field.shape[1]
+
+    def vectors(row: int, cols) -> dict[int, tuple[int, int]]:
+        return {c: (int(field[row, c, 0]), int(field[row, c, 1])) for c in cols if 0 <= c < bx}
+
+    rows = {1: vectors(i, (j - 1,)), 0: vectors(i - 1, (j - 1, j, j + 1))} if i > 0 else {0: vectors(i, (j - 1,))}
+    return np.array(_predictor(rows, min(i, 1), j, bx), np.int64)
 
 
 def differences(field: np.ndarray) -> np.ndarray:

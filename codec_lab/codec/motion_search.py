@@ -92,13 +92,18 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
     return PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
 
 
-def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int]) -> tuple[int, list[np.ndarray]]:
+def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
+                  searched: dict[int, list[np.ndarray]] | None = None) -> tuple[int, list[np.ndarray]]:
     """The block size (and the fields of the predicted `frames`) of least `prediction_cost`: small
     blocks follow motion better, large ones cost fewer bits, which matters more the lower the rate
-    (the larger lmbda)."""
+    (the larger lmbda). searched: the fields of earlier calls on the same `y` and `frames`, by block
+    size, which it fills (the search itself does not depend on lmbda)."""
+    searched = {} if searched is None else searched
     best = None
     for block in blocks:
-        fields = estimate_motion(y, block, frames)
+        if block not in searched:
+            searched[block] = estimate_motion(y, block, frames)
+        fields = searched[block]
         cost = prediction_cost(y, fields, block, lmbda, frames)
         if best is None or cost < best[0]:
             best = (cost, block, fields)

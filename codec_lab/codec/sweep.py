@@ -56,21 +56,43 @@ class SemanticLatentCodec:
         return {**settings, "lmbda": lm}
 
     def encode(self, clip: Clip, settings: Settings, out_stem: Path) -> Encoded:
-        from dataclasses import replace
+        return self.encode_points(clip, [settings], [out_stem])[0]
 
+    def encode_points(self, clip: Clip, settings: list[Settings], out_stems: list[Path]) -> list[Encoded]:
+        """Several points that differ only in lmbda, trained together (encoder.encode_clip_points:
+        on a GPU their kernels overlap). `last_results` holds the encoder's results."""
         import torch
 
         from codec_lab.codec.bitstream import SUFFIX
-        from codec_lab.codec.encoder import encode_clip
+        from codec_lab.codec.encoder import encode_clip_points
+
+        torch.set_num_threads(self.threads)
+        for s in settings:
+            if "lmbda" not in s:
+                raise CodecLabError("semantic_latent settings need 'lmbda' (it has no crf or target bitrate)")
+        rest = [{k: v for k, v in s.items() if k != "lmbda"} for s in settings]
+        if any(r != rest[0] for r in rest):
+            raise CodecLabError(f"points trained together may differ only in lmbda, got {settings}")
+        preset = self._preset(settings[0])
+        max_seconds = settings[0].get("max_seconds", self.max_seconds)
+        paths = [Path(f"{stem}{SUFFIX}") for stem in out_stems]
+        results = encode_clip_points(clip, [(path, float(s["lmbda"])) for path, s in zip(paths, settings)], preset=preset,
+                                     device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)
+        self.last_results = results
+        self.last_result = results[-1]
+        return [Encoded(r.path, r.file_bytes, r.file_bytes, r.encode_seconds, mac_per_pixel=r.mac_per_pixel, estimated_bits=r.estimated_bits)
+                for r in results]
+
+    def _preset(self, settings: Settings):
+        """The encoder preset that `settings` (all but lmbda) name."""
+        from dataclasses import replace
+
         from codec_lab.codec.presets import (
             DEFAULT_PREDICTION,
             get_preset,
             with_prediction,
         )
 
-        torch.set_num_threads(self.threads)
-        if "lmbda" not in settings:
-            raise CodecLabError("semantic_latent settings need 'lmbda' (it has no crf or target bitrate)")
         unknown = set(settings) - KNOWN_SETTINGS
         if unknown:  # a setting the codec would silently ignore would make the planner learn from nothing
             raise CodecLabError(f"semantic_latent does not know the setting(s) {sorted(unknown)}; it takes {sorted(KNOWN_SETTINGS)}")
@@ -82,14 +104,8 @@ class SemanticLatentCodec:
             levels = int(settings["latent_levels"])
             preset = replace(preset, config=replace(preset.config, n_levels=levels, temporal_strides=(1,) * levels))
         period = settings.get("intra_period")
-        preset = with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
-                                 int(period) if period is not None else None)
-        max_seconds = settings.get("max_seconds", self.max_seconds)
-        path = Path(f"{out_stem}{SUFFIX}")
-        result = encode_clip(clip, path, lmbda=float(settings["lmbda"]), preset=preset, device=self._device(), max_seconds=float(max_seconds) if max_seconds else None)
-        self.last_result = result
-        size = path.stat().st_size
-        return Encoded(path, size, size, result.encode_seconds, mac_per_pixel=result.mac_per_pixel, estimated_bits=result.estimated_bits)
+        return with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
+                               int(period) if period is not None else None)
 
     def decode(self, path: Path) -> Clip:
         from codec_lab.video import read_clip

@@ -101,10 +101,14 @@ def _stack_taps(taps: list[motion.Taps]) -> motion.Taps:
 
 
 class LatentModel(nn.Module):
-    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray] | None = None) -> None:
-        """fields: with a motion config, the motion vectors of each predicted frame, by frame index."""
+    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray] | None = None,
+                 noise_seed: int = 0) -> None:
+        """fields: with a motion config, the motion vectors of each predicted frame, by frame index.
+        noise_seed: of the training noise's own generator (see noise_generator)."""
         super().__init__()
         self.cfg = cfg
+        self.noise_seed = noise_seed
+        self._generators: dict[str, torch.Generator] = {}
         # Each predicted frame's taps, built once (autograd would hold them until backward anyway):
         # buffers, so they follow the model to its device.
         self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int]], ...]] = {}
@@ -139,10 +143,19 @@ class LatentModel(nn.Module):
             if noise:
                 # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
                 # boundary becomes a coin flip instead of a cheap fractional value
-                out.append(soft_round(soft_round(lat, temperature) + amplitude * (torch.rand_like(lat) - 0.5), temperature))
+                uniform = torch.rand(lat.shape, generator=self.noise_generator(lat.device), device=lat.device, dtype=lat.dtype)
+                out.append(soft_round(soft_round(lat, temperature) + amplitude * (uniform - 0.5), temperature))
             else:
                 out.append(_straight_through(lat, torch.round(lat)))
         return out
+
+    def noise_generator(self, device: torch.device) -> torch.Generator:
+        """The training noise's generator on `device`, seeded with noise_seed: a model's noise does not
+        depend on what else draws random numbers meanwhile (other models training beside it)."""
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.noise_seed)
+        return self._generators[key]
 
     def rate_bits(self, qs: list[torch.Tensor], frames: list[int] | None = None) -> torch.Tensor:
         """The ARM's bits for the latents, or only for the slices that `frames` use."""
@@ -353,6 +366,9 @@ class CudaGraphSteps:
         self.graph = None  # the previous kind never comes back: free its memory first
         graph = torch.cuda.CUDAGraph()
         try:
+            # the model's own noise generator: a replay then draws fresh noise from it, as the
+            # default generator's would (torch.cuda.graph registers only that one)
+            graph.register_generator_state(self.step.model.noise_generator(self.step.y.device))
             with torch.cuda.graph(graph):
                 out = self.step(noise, warmup)
         except Exception as exc:  # noqa: BLE001 (any capture error: fall back, never lose the encode)
@@ -380,33 +396,52 @@ class Trained(NamedTuple):
     cuda_graphs: str  # "off", "on" or "failed (why)"
 
 
-def train(
-    model: LatentModel,
-    y: torch.Tensor,
-    uv: torch.Tensor,
-    lmbda: float,
-    preset: Preset,
-    *,
-    max_seconds: float | None,
-    amp: bool,
-    progress: Callable[[Progress], None] | None,
-    cuda_graphs: bool = False,
-) -> Trained:
-    """cuda_graphs: replay the iterations from CUDA graphs (CUDA only; see CudaGraphSteps)."""
-    if y.device.type == "cpu":
-        torch.set_flush_denormal(True)
-    graphed = cuda_graphs and y.device.type == "cuda"
-    step = TrainStep(model, y, uv, lmbda, preset, amp=amp, graphable=graphed)
-    run = CudaGraphSteps(step) if graphed else step
-    total = preset.iterations
-    noise_end = int(round(total * (1.0 - preset.ste_fraction)))
-    start = time.monotonic()
-    log: list[Progress] = []
-    it = 0
-    while it < total:
-        noise = it < noise_end
-        position = noise_position(it, noise_end, time.monotonic() - start if max_seconds is not None else None, max_seconds, preset.ste_fraction)
-        step.schedule(learning_rate(preset, it, noise_end, total, position), 0.3 - 0.2 * position)
+class Training:
+    """One model's training run, advanced an iteration at a time so that several can take turns
+    (train_together). On CUDA with graphs it runs on a stream of its own: the kernels of models
+    taking turns then overlap on the GPU, which one process alone leaves mostly idle (an
+    iteration's ~2,500 kernels are each too small to fill it; Foreman QCIF takes about as long for
+    8 frames as for 30), and which separate processes cannot share at once."""
+
+    def __init__(self, model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset, *,
+                 max_seconds: float | None = None, amp: bool = False, progress: Callable[[Progress], None] | None = None,
+                 cuda_graphs: bool = False) -> None:
+        self.model, self.preset, self.max_seconds, self.progress = model, preset, max_seconds, progress
+        self.graphed = cuda_graphs and y.device.type == "cuda"
+        self.step = TrainStep(model, y, uv, lmbda, preset, amp=amp, graphable=self.graphed)
+        self.run = CudaGraphSteps(self.step) if self.graphed else self.step
+        self.stream = torch.cuda.Stream(y.device) if self.graphed else None
+        self.total = preset.iterations
+        self.noise_end = int(round(self.total * (1.0 - preset.ste_fraction)))
+        self.it = 0
+        self.start: float | None = None
+        self.log: list[Progress] = []
+        self.stopped = False  # by the time cap
+        if y.device.type == "cpu":
+            torch.set_flush_denormal(True)
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.it >= self.total
+
+    def advance(self) -> None:
+        """One iteration (on this training's stream, if it has one)."""
+        if self.start is None:
+            self.start = time.monotonic()
+            if self.stream is not None:  # the model and targets were made on the current stream
+                self.stream.wait_stream(torch.cuda.current_stream(self.stream.device))
+        if self.stream is None:
+            self._iteration()
+            return
+        with torch.cuda.stream(self.stream):
+            self._iteration()
+
+    def _iteration(self) -> None:
+        preset, max_seconds = self.preset, self.max_seconds
+        noise = self.it < self.noise_end
+        position = noise_position(self.it, self.noise_end, time.monotonic() - self.start if max_seconds is not None else None,
+                                  max_seconds, preset.ste_fraction)
+        self.step.schedule(learning_rate(preset, self.it, self.noise_end, self.total, position), 0.3 - 0.2 * position)
         # With inter frames, the intra frames train alone first (as I-frames before their
         # P-frames): trained with the chain from the start frame 0 settles ~1.4 dB lower and the
         # later frames with it. Their rate alone too: the inter latents are not charged before
@@ -414,29 +449,50 @@ def train(
         # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
         # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
         # frames shown cost 1-2 dB at high lambda (N06).
-        warmup = model.inter is not None and noise and position < INTRA_WARMUP
-        loss, bits, dist = run(noise, warmup)
-        it += 1
-        if it % preset.check_every == 0 or it == total:
-            elapsed = time.monotonic() - start
+        warmup = self.model.inter is not None and noise and position < INTRA_WARMUP
+        loss, bits, dist = self.run(noise, warmup)
+        self.it += 1
+        if self.it % preset.check_every == 0 or self.it == self.total:
             stats = torch.stack([loss, bits, dist]).cpu().tolist()  # the only sync
             if not all(math.isfinite(v) for v in stats):
-                raise CodecLabError(f"training diverged at iteration {it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
-            entry = Progress(it, total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", elapsed)
-            log.append(entry)
-            if progress:
-                progress(entry)
+                raise CodecLabError(f"training diverged at iteration {self.it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
+            entry = Progress(self.it, self.total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", time.monotonic() - self.start)
+            self.log.append(entry)
+            if self.progress:
+                self.progress(entry)
         if max_seconds is not None:
             # Checked every iteration (a clock read, no device sync): at 1080p on a CPU one
             # iteration can take minutes, so waiting for `check_every` could overrun the budget by hours.
-            elapsed = time.monotonic() - start
+            elapsed = time.monotonic() - self.start
             if noise and elapsed > max_seconds * (1.0 - preset.ste_fraction):
-                noise_end = it
-                total = it + max(1, int(it * preset.ste_fraction / (1.0 - preset.ste_fraction)))
+                self.noise_end = self.it
+                self.total = self.it + max(1, int(self.it * preset.ste_fraction / (1.0 - preset.ste_fraction)))
             elif not noise and elapsed > max_seconds:
-                break
-    graphs = "off" if not graphed else (f"failed ({run.failed})" if run.failed else "on")
-    return Trained(it, time.monotonic() - start, log, graphs)
+                self.stopped = True
+
+    def result(self) -> Trained:
+        if self.stream is not None:
+            self.stream.synchronize()
+        graphs = "off" if not self.graphed else (f"failed ({self.run.failed})" if self.run.failed else "on")
+        return Trained(self.it, time.monotonic() - (self.start or time.monotonic()), self.log, graphs)
+
+
+def train_together(trainings: list[Training]) -> list[Trained]:
+    """Runs each training to its end, taking turns an iteration at a time: on CUDA the models'
+    kernels overlap (each Training has its own stream); on the CPU it is the same as one after
+    the other, bar the clock under a time cap. Each model's result does not depend on its
+    companions: its noise comes from its own generator (LatentModel.noise_generator)."""
+    while not all(t.done for t in trainings):
+        for t in trainings:
+            if not t.done:
+                t.advance()
+    return [t.result() for t in trainings]
+
+
+def train(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset, *, max_seconds: float | None,
+          amp: bool, progress: Callable[[Progress], None] | None, cuda_graphs: bool = False) -> Trained:
+    """Trains one model (see Training). cuda_graphs: replay the iterations from CUDA graphs (CUDA only)."""
+    return train_together([Training(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress, cuda_graphs=cuda_graphs)])[0]
 
 
 @contextmanager
