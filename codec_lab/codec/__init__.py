@@ -3,6 +3,7 @@
 - model.py     representation, networks, fixed-point decoder arithmetic (shared)
 - entropy.py   integer probability tables, range coding with constriction (shared)
 - bitstream.py the .clv file format (no torch)
-- encoder.py   training and file writing;  decoder.py  file -> frames (never imports encoder)
+- training.py  the model being overfitted and its training loop (CUDA graphs, models trained together)
+- encoder.py   motion search + training + file writing;  decoder.py  file -> frames (never imports either)
 - cost.py      MAC/pixel, TOPS/frame;  presets.py  training budgets;  sweep.py  bench adapter
 """

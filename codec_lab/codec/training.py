@@ -118,12 +118,16 @@ class LatentModel(nn.Module):
                 self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
                 self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
             self.taps_meta[t] = tuple((plane.norm, plane.shape) for plane in taps)
-        self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in shapes])
+        # All levels in one tensor: quantizing, clamping and their gradients are then one kernel
+        # each instead of one per level (kernel counts bound a GPU's speed for networks this small).
+        self.latent_shapes = [tuple(s) for s in shapes]
+        self.latent_flat = nn.Parameter(torch.zeros(sum(math.prod(s) for s in shapes)))
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
         self._slice_index: dict[tuple, torch.Tensor] = {}
         self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], torch.Tensor]] = {}
+        self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
 
     def use_channels_last(self) -> LatentModel:
@@ -136,18 +140,24 @@ class LatentModel(nn.Module):
                 net.to(memory_format=torch.channels_last)
         return self
 
+    @property
+    def latents(self) -> list[torch.Tensor]:
+        """The latent grid of each level: views of `latent_flat`."""
+        return self._levels(self.latent_flat)
+
+    def _levels(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        sizes = [math.prod(s) for s in self.latent_shapes]
+        return [chunk.view(shape) for chunk, shape in zip(flat.split(sizes), self.latent_shapes)]
+
     def quantized(self, noise: bool, temperature: float | torch.Tensor = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
         """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
-        out = []
-        for lat in self.latents:
-            if noise:
-                # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
-                # boundary becomes a coin flip instead of a cheap fractional value
-                uniform = torch.rand(lat.shape, generator=self.noise_generator(lat.device), device=lat.device, dtype=lat.dtype)
-                out.append(soft_round(soft_round(lat, temperature) + amplitude * (uniform - 0.5), temperature))
-            else:
-                out.append(_straight_through(lat, torch.round(lat)))
-        return out
+        lat = self.latent_flat
+        if noise:
+            # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
+            # boundary becomes a coin flip instead of a cheap fractional value
+            uniform = torch.rand(lat.shape, generator=self.noise_generator(lat.device), device=lat.device, dtype=lat.dtype)
+            return self._levels(soft_round(soft_round(lat, temperature) + amplitude * (uniform - 0.5), temperature))
+        return self._levels(_straight_through(lat, torch.round(lat)))
 
     def noise_generator(self, device: torch.device) -> torch.Generator:
         """The training noise's generator on `device`, seeded with noise_seed: a model's noise does not
@@ -159,14 +169,21 @@ class LatentModel(nn.Module):
 
     def rate_bits(self, qs: list[torch.Tensor], frames: list[int] | None = None) -> torch.Tensor:
         """The ARM's bits for the latents, or only for the slices that `frames` use."""
-        total = qs[0].new_zeros(())
+        feats, values = [], []
         for level in range(self.cfg.n_levels):
-            feats, q = level_context(self.cfg, qs, level), qs[level]
+            f, q = level_context(self.cfg, qs, level), qs[level]
             if frames is not None:
                 used = self._used_slices(level, tuple(frames), q.device)
-                feats, q = feats.index_select(0, used), q.index_select(0, used)
-            mu, log2_scale = self.arm(feats.reshape(-1, ARM_IN))
-            total = total + laplace_bits(q.reshape(-1), mu, log2_scale).sum()
+                f, q = f.index_select(0, used), q.index_select(0, used)
+            feats.append(f.reshape(-1, ARM_IN))
+            values.append(q.reshape(-1))
+        # The finest level alone, the coarser ones (a third of the latents) as one batch: one ARM
+        # pass and one rate term for six levels saves ~400 of an iteration's ~2,700 kernels (what
+        # bounds a GPU's speed here) for a copy of a third of the features.
+        total = qs[0].new_zeros(())
+        for f, q in ((feats[0], values[0]), (torch.cat(feats[1:]), torch.cat(values[1:]))) if len(feats) > 1 else ((feats[0], values[0]),):
+            mu, log2_scale = self.arm(f)
+            total = total + laplace_bits(q, mu, log2_scale).sum()
         return total
 
     def _used_slices(self, level: int, frames: tuple[int, ...], device) -> torch.Tensor:
@@ -207,8 +224,7 @@ class LatentModel(nn.Module):
             n = len(waves[k])  # the frames before them are the first n of wave k-1 (_waves)
             taps = None
             if self.cfg.motion_block:
-                per_frame = [self.motion_taps(frames[i]) for i in waves[k]]
-                taps = (_stack_taps([t[0] for t in per_frame]), _stack_taps([t[1] for t in per_frame]))
+                taps = self._wave_taps(tuple(frames[i] for i in waves[k]), x.device)
             pred_y, pred_uv = _ste_prediction(ys[k - 1][:n], uvs[k - 1][:n], taps)
             out = self.inter(torch.cat([x.index_select(0, rows[k]), prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y_k, uv_k = add_correction(out, pred_y, pred_uv)
@@ -217,6 +233,16 @@ class LatentModel(nn.Module):
         if len(waves) == 1:
             return ys[0], uvs[0]
         return torch.cat(ys).index_select(0, order), torch.cat(uvs).index_select(0, order)
+
+    def _wave_taps(self, frames: tuple[int, ...], device) -> tuple[motion.Taps, motion.Taps]:
+        """The (luma, chroma) taps of predicted `frames` stacked for one batch (_stack_taps), made once:
+        built every iteration they cost ~4 kernels a frame. (A second copy of those frames' taps:
+        MOTION_BYTES_PER_PIXEL counts it.)"""
+        key = (frames, str(device))
+        if key not in self._stacked_taps:
+            per_frame = [self.motion_taps(t) for t in frames]
+            self._stacked_taps[key] = (_stack_taps([t[0] for t in per_frame]), _stack_taps([t[1] for t in per_frame]))
+        return self._stacked_taps[key]
 
     def _waves(self, frames: tuple[int, ...], device) -> tuple[list[list[int]], list[torch.Tensor], torch.Tensor]:
         """Rows of `frames` by wave (0: the intra frames; k: the frames k after theirs, in the same
@@ -284,8 +310,8 @@ class TrainStep:
         self.intra_frames = [t for t in self.frames if model.cfg.is_intra(t)]
         self.intra_index = torch.tensor(self.intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
         self.pixels = float(y.numel())
-        latents = list(model.latents.parameters())
-        networks = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
+        latents = [model.latent_flat]
+        networks = [p for name, p in model.named_parameters() if name != "latent_flat"]
         # fused: one kernel for all parameters instead of ~10 per tensor (the tiny networks are launch-bound on a GPU)
         groups = [{"params": latents, "factor": preset.latent_lr_factor}, {"params": networks, "factor": 1.0}]
         self.opt = torch.optim.Adam(groups, lr=preset.lr, fused=True, capturable=graphable)
@@ -327,8 +353,7 @@ class TrainStep:
         loss.backward()
         self.opt.step()
         with torch.no_grad():
-            for lat in model.latents:
-                lat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
+            model.latent_flat.clamp_(-entropy.LMAX + 0.49, entropy.LMAX - 0.49)
         return loss.detach(), bits.detach(), dist.detach()
 
 
