@@ -225,3 +225,29 @@ def test_points_trained_together_are_the_files_trained_alone(tmp_path, monkeypat
         assert alone.path.read_bytes() == result.path.read_bytes()
         assert result.iterations == alone.iterations == TEST.iterations
         assert result.cuda_graphs == ("on" if device == "cuda" else "off")
+
+
+def test_max_seconds_counts_the_motion_search(tmp_path, monkeypatch):
+    """--max-seconds caps the motion search and the training together: what the search took is
+    not left to training (but a quarter of the cap always is)."""
+    import time
+
+    from codec_lab.codec import encoder, motion_search
+    from codec_lab.codec.encoder import training_budget
+
+    assert training_budget(None, 5.0) is None
+    assert training_budget(10.0, 3.0) == 7.0
+    assert training_budget(10.0, 9.5) == 2.5
+    search = motion_search.estimate_motion
+    monkeypatch.setattr(motion_search, "estimate_motion", lambda *a, **k: time.sleep(0.3) or search(*a, **k))
+    budgets = []
+    real = encoder.Training
+
+    def recording(*args, **kwargs):
+        budgets.append(kwargs["max_seconds"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "Training", recording)
+    encode_clip(synthetic_clip(frames=3), tmp_path / "m.clv", lmbda=1e-3, max_seconds=2.0,
+                preset=with_prediction(replace(TEST, motion_blocks=(8, 16)), "motion"))
+    assert 0.5 <= budgets[0] <= 2.0 - 0.6  # two searches of 0.3 s came out of the 2 s

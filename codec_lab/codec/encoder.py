@@ -224,8 +224,8 @@ def encode_clip_points(
 ) -> list[EncodeResult]:
     """Several RD points of one clip, (out_path, lmbda) each, trained together (training.train_together:
     on CUDA their kernels overlap) and sharing one motion search. Each file is the one encode_clip
-    would write alone. max_seconds caps the training of all of them together (wall time); each
-    result's encode_seconds is the whole call's."""
+    would write alone. max_seconds caps the motion search and the training of all of them together
+    (wall time; see training_budget); each result's encode_seconds is the whole call's."""
     t0 = time.monotonic()
     preset = get_preset(preset) if isinstance(preset, str) else preset
     for _, lmbda in points:
@@ -246,8 +246,9 @@ def encode_clip_points(
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
+    train_seconds = training_budget(max_seconds, time.monotonic() - t0)
     with reproducible_kernels(dev):
-        trainings = [Training(job.model, y, uv, job.lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress,
+        trainings = [Training(job.model, y, uv, job.lmbda, preset, max_seconds=train_seconds, amp=amp, progress=progress,
                               cuda_graphs=dev.type == "cuda" and cuda_graphs is not False) for job in jobs]
         trained = train_together(trainings)
         # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
@@ -256,6 +257,18 @@ def encode_clip_points(
     for result in results:
         result.encode_seconds = time.monotonic() - t0
     return results
+
+
+MIN_TRAIN_SHARE = 0.25  # of --max-seconds, left to training however long the motion search took
+
+
+def training_budget(max_seconds: float | None, spent: float) -> float | None:
+    """What a --max-seconds cap leaves to training once `spent` seconds went to preparing (the
+    motion search: ~2 s a CIF frame on this CPU, far more at 1080p), but never under
+    MIN_TRAIN_SHARE of the cap: a cap counts the search too, rather than being overrun by it."""
+    if max_seconds is None:
+        return None
+    return max(max_seconds - spent, MIN_TRAIN_SHARE * max_seconds)
 
 
 def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: torch.device, seed: int, searched: dict) -> _Job:

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                         help="on CUDA, train eagerly instead of replaying each iteration from a captured CUDA graph")
-    parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop training after about this long")
+    parser.add_argument("--max-seconds", type=positive_float, default=None, help="stop the motion search and training after about this long (at least a quarter is left to training; writing the file comes after)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0): same input + settings + seed = same file")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (default 1: on a shared machine more threads can be far slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
