@@ -191,23 +191,10 @@ class _Job:
     model: LatentModel
 
 
-def encode_clip(
-    clip: Clip,
-    out_path: str | Path,
-    *,
-    lmbda: float = DEFAULT_LMBDA,
-    preset: str | Preset = DEFAULT_PRESET,
-    device: str = "cpu",
-    max_seconds: float | None = None,
-    seed: int = 0,
-    amp: bool = False,
-    progress: Callable[[Progress], None] | None = None,
-    cuda_graphs: bool | None = None,
-) -> EncodeResult:
+def encode_clip(clip: Clip, out_path: str | Path, *, lmbda: float = DEFAULT_LMBDA, **options) -> EncodeResult:
     """Train on `clip` and write `out_path`. Same clip, settings, seed, device and thread count: same file.
-    cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
-    return encode_clip_points(clip, [(out_path, lmbda)], preset=preset, device=device, max_seconds=max_seconds, seed=seed,
-                              amp=amp, progress=progress, cuda_graphs=cuda_graphs)[0]
+    options: those of encode_clip_points (preset, device, max_seconds, seed, amp, progress, cuda_graphs)."""
+    return encode_clip_points(clip, [(out_path, lmbda)], **options)[0]
 
 
 def encode_clip_points(
@@ -225,7 +212,8 @@ def encode_clip_points(
     """Several RD points of one clip, (out_path, lmbda) each, trained together (training.train_together:
     on CUDA their kernels overlap) and sharing one motion search. Each file is the one encode_clip
     would write alone. max_seconds caps the motion search and the training of all of them together
-    (wall time; see training_budget); each result's encode_seconds is the whole call's."""
+    (wall time; see training_budget); each result's encode_seconds is the whole call's.
+    cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
     t0 = time.monotonic()
     preset = get_preset(preset) if isinstance(preset, str) else preset
     for _, lmbda in points:
