@@ -88,6 +88,23 @@ def test_estimation_finds_a_known_pan():
     assert (estimate_field(ref, half.astype(np.uint8), 8)[1:-1, 1:-1] == (3, 0)).all()  # a half-pixel move is found as such
 
 
+@pytest.mark.parametrize("by, bx", [(1, 5), (5, 1), (3, 4), (9, 13)])
+def test_wavefront_choice_is_the_raster_order_choice(by, bx):
+    """motion_search._choose picks a whole wavefront at once; each block must get what choosing
+    block by block in raster order, against motion.median_predictor, gives (ties included)."""
+    from codec_lab.codec import motion_search
+
+    rng = np.random.default_rng(by * 100 + bx)
+    sad = rng.integers(0, 60, (25, by, bx)).astype(np.float32)  # small SADs: the vector bits decide often
+    candidates = rng.integers(-4, 5, (25, by, bx, 2))
+    expected = np.zeros((by, bx, 2), np.int64)
+    for i in range(by):
+        for j in range(bx):
+            cost = sad[:, i, j] + 16.0 * motion_search._vector_bits(candidates[:, i, j] - motion.median_predictor(expected, i, j))
+            expected[i, j] = candidates[int(np.argmin(cost)), i, j]
+    assert np.array_equal(motion_search._choose(sad, candidates, 16.0), expected)
+
+
 @pytest.mark.parametrize("block", [8, 16])
 def test_a_large_frame_is_searched_coarse_to_fine_and_farther(block):
     """Frames over COARSE_PIXELS are searched on frames 4x smaller first (~2x faster at 1760x1440,
