@@ -84,6 +84,15 @@ for prediction in ("intra", "previous", "motion"):
     print(f"{prediction}: {device}-trained file decoded on the CPU equals the encoder's reconstruction: {exact}; "
           f"same file twice: {same}; CUDA graphs {res.cuda_graphs}; {s_it * 1000:.1f} ms/iteration ({s_it / 8 * 1000:.2f} ms/iteration/frame, Foreman QCIF 8 frames)")
     assert exact
+# RD points trained together (their own streams, graphs and cuBLAS workspaces) give the files trained alone
+from codec_lab.codec.encoder import encode_clip_points
+preset = with_prediction(replace(PRESETS["fast"], iterations=150), "motion")
+lmbdas = (2e-4, 2e-3, 2e-2)
+together = encode_clip_points(clip, [(f"{out}/together_{lm:g}.clv", lm) for lm in lmbdas], preset=preset, device=device)
+alone = [encode_clip(clip, f"{out}/alone_{lm:g}.clv", lmbda=lm, preset=preset, device=device) for lm in lmbdas]
+same = [t.path.read_bytes() == a.path.read_bytes() for t, a in zip(together, alone)]
+print(f"trained together: the files trained alone: {same}; {together[0].train_seconds:.1f} s together, "
+      f"{sum(a.train_seconds for a in alone):.1f} s alone ({together[0].iterations} iterations each)")
 PY
 
 # 2b. training speed at 352x288 and 1920x1080 (random frames: speed does not depend on content),

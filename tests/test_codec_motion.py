@@ -124,6 +124,18 @@ def test_a_large_frame_is_searched_coarse_to_fine_and_farther(block):
     assert found.mean() > 0.99  # (a handful of blocks settle half a pixel off: ties of a repetitive texture)
 
 
+def test_a_scene_cut_in_a_large_frame_gives_a_codable_field():
+    """Two unrelated pictures: the coarse-to-fine search's vectors roam its whole range, and their
+    differences from the median predictor must still fit the motion section (at most entropy.RMAX)."""
+    rng = np.random.default_rng(6)
+    ref, cur = (np.repeat(np.repeat(rng.integers(0, 256, (72, 100)), 8, 0), 8, 1).astype(np.uint8) for _ in range(2))
+    for block in (8, 16):
+        field = estimate_field(ref, cur, block)
+        assert np.abs(motion.differences(field)).max() <= entropy.RMAX
+        assert motion.field_bits([field]) > 0
+        assert len(motion.encode_fields([field])) > 0
+
+
 def test_block_size_follows_the_rate_trade_off():
     """Every 8x8 block moves its own way: 8x8 vectors predict it exactly but cost 4 times the vectors."""
     rng = np.random.default_rng(5)

@@ -176,3 +176,26 @@ def test_a_graphable_step_trains_as_the_plain_one():
     moved = max(float((b - a).abs().max()) for a, b in zip(params[0], params[1]))
     assert moved < 1e-6
     assert any(float(p.abs().max()) > 1e-3 for p in params[1])  # it trained
+
+
+def test_one_diverging_training_does_not_stop_its_companions(tmp_path, monkeypatch):
+    """train_together keeps going when one model diverges (its error is kept, not raised), and
+    encode_clip_points writes the others' files before it reports the diverged point."""
+    from codec_lab.codec import encoder
+    from codec_lab.codec.training import Training, train_together
+    from codec_lab.errors import CodecLabError
+
+    preset = replace(PRESETS["test"], iterations=20)
+    clip = synthetic_clip(frames=2, height=16, width=16)
+    y, uv = _targets(clip, torch.device("cpu"))
+    runs = [Training(LatentModel(preset.config, level_shapes(preset.config, 2, 16, 16)), y, uv, lmbda, preset)
+            for lmbda in (1e-3, float("nan"))]
+    good, bad = train_together(runs)
+    assert good.error is None and good.iterations == 20
+    assert isinstance(bad.error, CodecLabError) and "diverged" in str(bad.error) and bad.iterations < 20
+
+    real = encoder.Training
+    monkeypatch.setattr(encoder, "Training", lambda model, y, uv, lmbda, *a, **k: real(model, y, uv, float("nan") if lmbda > 1e-2 else lmbda, *a, **k))
+    with pytest.raises(CodecLabError, match="lmbda 0.03: training diverged"):
+        encoder.encode_clip_points(clip, [(tmp_path / "a.clv", 1e-3), (tmp_path / "b.clv", 3e-2)], preset=preset)
+    assert (tmp_path / "a.clv").stat().st_size > 0 and not (tmp_path / "b.clv").exists()

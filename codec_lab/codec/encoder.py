@@ -210,8 +210,9 @@ def encode_clip_points(
     cuda_graphs: bool | None = None,
 ) -> list[EncodeResult]:
     """Several RD points of one clip, (out_path, lmbda) each, trained together (training.train_together:
-    on CUDA their kernels overlap) and sharing one motion search. Each file is the one encode_clip
-    would write alone. max_seconds caps the motion search and the training of all of them together
+    on CUDA their kernels overlap) and sharing one motion search. Without a time cap each file is
+    the one encode_clip would write alone. A point whose training diverges raises a CodecLabError
+    once the others are written. max_seconds caps the motion search and the training of all of them together
     (wall time; see training_budget); each result's encode_seconds is the whole call's.
     cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
     t0 = time.monotonic()
@@ -240,10 +241,16 @@ def encode_clip_points(
                               cuda_graphs=dev.type == "cuda" and cuda_graphs is not False) for job in jobs]
         trained = train_together(trainings)
         # ---- weight steps: ~80 float renders of the clip, on the training device (fast on a GPU)
-        steps = [_choose_steps(job.model.float(), y, uv, job.lmbda) for job in jobs]
-    results = [_finish(clip, job, run, step, preset, dev) for job, run, step in zip(jobs, trained, steps)]
+        steps = [_choose_steps(job.model.float(), y, uv, job.lmbda) if run.error is None else None for job, run in zip(jobs, trained)]
+    results = [_finish(clip, job, run, step, preset, dev) for job, run, step in zip(jobs, trained, steps) if run.error is None]
     for result in results:
         result.encode_seconds = time.monotonic() - t0
+    failed = [(job, run.error) for job, run in zip(jobs, trained) if run.error is not None]
+    if len(points) == 1 and failed:
+        raise failed[0][1]
+    if failed:  # the others' files are written
+        raise CodecLabError("; ".join(f"lmbda {job.lmbda:g}: {error}" for job, error in failed)
+                            + f" ({len(results)} other point(s) written: {', '.join(str(r.path) for r in results) or 'none'})")
     return results
 
 

@@ -173,7 +173,7 @@ def phase_map(height: int, width: int, device=None) -> torch.Tensor:
     return pat.repeat((height + 1) // 2, (width + 1) // 2)[:height, :width]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=None)  # unbounded: a captured CUDA graph reads these tensors, so they must never be evicted
 def context_mask(height: int, width: int, dtype, device=None) -> torch.Tensor:
     """(8, H*W): 1 where the neighbour is decoded in an earlier phase than the position itself."""
     phase = [[_PHASE_OF_PARITY[i][j] for j in range(2)] for i in range(2)]
@@ -185,9 +185,11 @@ def context_mask(height: int, width: int, dtype, device=None) -> torch.Tensor:
     return pat.repeat(1, (height + 1) // 2, (width + 1) // 2)[:, :height, :width].reshape(8, -1).to(device)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=None)
 def phase_onehot(height: int, width: int, dtype, device=None) -> torch.Tensor:
-    return F.one_hot(phase_map(height, width, device).reshape(-1), PHASES).to(dtype).t()  # (4, H*W)
+    # built on the CPU and copied (a synchronous copy): models training side by side on their own
+    # CUDA streams share this cached tensor, so none may read it while another's kernels still write it
+    return F.one_hot(phase_map(height, width).reshape(-1), PHASES).to(dtype).t().contiguous().to(device)  # (4, H*W)
 
 
 def nearest_up(parent: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -230,7 +232,7 @@ def take_slices(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return x.index_select(0, _index_tensor(tuple(idx), x.device))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=None)
 def _index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """An index made once per device: on CUDA a tensor built from a list is a host-to-device copy,
     which syncs every iteration (and cannot be captured in a CUDA graph)."""
@@ -252,7 +254,7 @@ def previous_slice(cfg: CodecConfig, level: int, n: int) -> int | None:
     return next(m for m in range(n - 1, -1, -1) if cfg.is_intra(m * stride))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=None)
 def _previous_rows(cfg: CodecConfig, level: int, slices: int, dtype, device) -> tuple[torch.Tensor | None, torch.Tensor]:
     """For `level_context`: each slice's previous-slice row in the zero-padded level (None in the usual
     case, row n for slice n) and the has-previous flags. Cached: built once, not every iteration

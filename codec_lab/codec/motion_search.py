@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from codec_lab.codec import entropy
 from codec_lab.codec.motion import (
     MV_FRAC,
     compensate,
@@ -30,6 +31,10 @@ LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of
 COARSE_PIXELS = 400_000  # frames larger than this (~730x548) are searched coarse to fine
 COARSE = 4  # ... on frames this many times smaller first
 REFINE = 2  # ... then within +-REFINE whole pixels of the coarse vector, at full size
+# Whole-pixel vectors of the coarse-to-fine search stay within +-WHOLE_LIMIT: with the half-pixel
+# step that keeps |v| <= 63 half pixels, so a difference from the median predictor stays codable
+# (<= entropy.RMAX). (+-34 pixels reached a difference of 136 on a scene cut.)
+WHOLE_LIMIT = entropy.RMAX // (2 * MV_FRAC)
 
 
 def _vector_bits(diff: np.ndarray) -> np.ndarray:
@@ -112,7 +117,7 @@ def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, l
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     sads, candidates = [], []
     for step in steps:
-        vec = start + step  # (by, bx, 2)
+        vec = np.clip(start + step, -WHOLE_LIMIT, WHOLE_LIMIT)  # (by, bx, 2)
         per_pixel = vec[ys // block, xs // block]
         pred = ref[np.clip(ys + per_pixel[..., 0], 0, h - 1), np.clip(xs + per_pixel[..., 1], 0, w - 1)]
         sads.append(_block_sad(pred, cur, block, by, bx))

@@ -46,6 +46,11 @@ from codec_lab.video.frames import Clip
 
 YUV_WEIGHTS = tuple(w / sum(PSNR_YUV_WEIGHTS) for w in PSNR_YUV_WEIGHTS)  # the loss weighs Y, U, V as PSNR-YUV does
 INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains its intra frames alone
+# What cuBLAS needs to be deterministic; read when cuBLAS first starts in a process, so set at import
+# (if it is not set already) rather than only when training begins.
+CUBLAS_WORKSPACE = ":4096:8"
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+MAX_TOGETHER = 32  # models training together on one GPU: PyTorch's pool of streams a device and priority
 
 @dataclass
 class Progress:
@@ -359,48 +364,56 @@ class TrainStep:
 
 class CudaGraphSteps:
     """A TrainStep replayed from CUDA graphs: each kind of step (warm-up, noise, straight-through)
-    runs eagerly WARM times on a side stream (lazy initialisations, Adam's state), is then captured
-    once and replayed. A replay launches the iteration's ~2,500 kernels in one call, where eager
-    PyTorch spends more time launching them than the GPU spends running them (this codec's networks
-    are tiny). The kinds come in order and never return, so only the current graph is kept.
+    runs eagerly WARM times (lazy initialisations, Adam's state), is then captured once and
+    replayed. A replay launches the iteration's ~1,800 kernels in one call, where eager PyTorch
+    spends more time launching them than the GPU spends running them (this codec's networks are
+    tiny). The kinds come in order and never return, so only the current graph is kept.
+    Everything runs on `stream` (the model's own; never the default stream, which graphs cannot
+    capture): the eager runs, the capture and the replays. Captured on a stream of its own, a
+    model's graphs also get their own cuBLAS workspace: models replaying side by side
+    (train_together) would otherwise write their matrix products' partial sums into one buffer.
     If a capture fails (an op that cannot be captured), training goes on eagerly, with a warning."""
 
     WARM = 3
 
-    def __init__(self, step: TrainStep) -> None:
+    def __init__(self, step: TrainStep, stream: torch.cuda.Stream | None = None) -> None:
         assert step.graphable and step.y.device.type == "cuda"
         self.step = step
         self.graph: tuple[tuple[bool, bool], torch.cuda.CUDAGraph, tuple] | None = None
         self.runs: dict[tuple[bool, bool], int] = {}
-        self.stream = torch.cuda.Stream(step.y.device)
+        self.stream = stream if stream is not None else torch.cuda.Stream(step.y.device)
         self.failed: str | None = None
         self.captures = 0
 
     def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        key = (noise, warmup)
-        if self.graph is not None and self.graph[0] == key:
-            self.graph[1].replay()
-            return self.graph[2]
+        caller = torch.cuda.current_stream(self.stream.device)  # the same stream when called by a Training
+        self.stream.wait_stream(caller)
+        with torch.cuda.stream(self.stream):
+            out = self._step((noise, warmup))
+        caller.wait_stream(self.stream)
+        return out
+
+    def _step(self, key: tuple[bool, bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.graph is not None:
+            if self.graph[0] == key:
+                self.graph[1].replay()
+                return self.graph[2]
+            self.graph = None  # the previous kind never comes back: free its memory before the next warms up
         if self.failed or self.runs.get(key, 0) < self.WARM:
             self.runs[key] = self.runs.get(key, 0) + 1
-            self.stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self.stream):
-                out = self.step(noise, warmup)
-            torch.cuda.current_stream().wait_stream(self.stream)
-            return out
-        self.graph = None  # the previous kind never comes back: free its memory first
+            return self.step(*key)
         graph = torch.cuda.CUDAGraph()
         try:
             # the model's own noise generator: a replay then draws fresh noise from it, as the
             # default generator's would (torch.cuda.graph registers only that one)
             graph.register_generator_state(self.step.model.noise_generator(self.step.y.device))
-            with torch.cuda.graph(graph):
-                out = self.step(noise, warmup)
+            with torch.cuda.graph(graph, stream=self.stream):
+                out = self.step(*key)
         except Exception as exc:  # noqa: BLE001 (any capture error: fall back, never lose the encode)
             self.failed = f"{type(exc).__name__}: {exc}"
             warnings.warn(f"CUDA graph capture failed, training goes on without graphs: {self.failed}", RuntimeWarning, stacklevel=2)
             torch.cuda.synchronize()
-            return self(noise, warmup)
+            return self._step(key)
         self.captures += 1
         self.graph = (key, graph, out)
         graph.replay()  # capturing records the kernels without running them
@@ -419,6 +432,7 @@ class Trained(NamedTuple):
     seconds: float
     log: list[Progress]
     cuda_graphs: str  # "off", "on" or "failed (why)"
+    error: CodecLabError | None = None  # training diverged
 
 
 class Training:
@@ -434,14 +448,17 @@ class Training:
         self.model, self.preset, self.max_seconds, self.progress = model, preset, max_seconds, progress
         self.graphed = cuda_graphs and y.device.type == "cuda"
         self.step = TrainStep(model, y, uv, lmbda, preset, amp=amp, graphable=self.graphed)
-        self.run = CudaGraphSteps(self.step) if self.graphed else self.step
+        # one stream a model (PyTorch hands out 32 a device and priority, round robin: train_together caps its count)
         self.stream = torch.cuda.Stream(y.device) if self.graphed else None
+        self.run = CudaGraphSteps(self.step, self.stream) if self.graphed else self.step
         self.total = preset.iterations
         self.noise_end = int(round(self.total * (1.0 - preset.ste_fraction)))
         self.it = 0
         self.start: float | None = None
         self.log: list[Progress] = []
-        self.stopped = False  # by the time cap
+        self.stopped = False  # by the time cap, or an error
+        self.error: CodecLabError | None = None  # training diverged
+        self.end: float | None = None
         if y.device.type == "cpu":
             torch.set_flush_denormal(True)
 
@@ -450,7 +467,16 @@ class Training:
         return self.stopped or self.it >= self.total
 
     def advance(self) -> None:
-        """One iteration (on this training's stream, if it has one)."""
+        """One iteration (on this training's stream, if it has one). A diverged training stops and
+        keeps its error (`error`) instead of raising, so that trainings beside it go on."""
+        try:
+            self._advance()
+        except CodecLabError as exc:
+            self.error, self.stopped = exc, True
+        if self.done and self.end is None:
+            self.end = time.monotonic()
+
+    def _advance(self) -> None:
         if self.start is None:
             self.start = time.monotonic()
             if self.stream is not None:  # the model and targets were made on the current stream
@@ -498,26 +524,39 @@ class Training:
     def result(self) -> Trained:
         if self.stream is not None:
             self.stream.synchronize()
+            self.run.graph = None  # its memory pool, before the weight steps are chosen
         graphs = "off" if not self.graphed else (f"failed ({self.run.failed})" if self.run.failed else "on")
-        return Trained(self.it, time.monotonic() - (self.start or time.monotonic()), self.log, graphs)
+        end = self.end or time.monotonic()
+        return Trained(self.it, end - (self.start or end), self.log, graphs, self.error)
 
 
 def train_together(trainings: list[Training]) -> list[Trained]:
-    """Runs each training to its end, taking turns an iteration at a time: on CUDA the models'
-    kernels overlap (each Training has its own stream); on the CPU it is the same as one after
-    the other, bar the clock under a time cap. Each model's result does not depend on its
-    companions: its noise comes from its own generator (LatentModel.noise_generator)."""
-    while not all(t.done for t in trainings):
-        for t in trainings:
-            if not t.done:
-                t.advance()
+    """Runs each training to its end, taking turns an iteration at a time: on CUDA (with graphs)
+    each has its own stream, so the models' kernels can overlap; on the CPU it is the same as one
+    after the other, bar the clock under a time cap. Without a time cap a model's result does not
+    depend on its companions: its noise comes from its own generator (LatentModel.noise_generator).
+    One diverging does not stop the others (Trained.error)."""
+    if sum(t.stream is not None for t in trainings) > MAX_TOGETHER:
+        raise CodecLabError(f"at most {MAX_TOGETHER} models train together on one GPU (one stream each), got {len(trainings)}")
+    try:
+        while not all(t.done for t in trainings):
+            for t in trainings:
+                if not t.done:
+                    t.advance()
+    finally:  # nothing still queued on a stream when the models' memory goes
+        if any(t.stream is not None for t in trainings):
+            torch.cuda.synchronize()
     return [t.result() for t in trainings]
 
 
 def train(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset, *, max_seconds: float | None,
           amp: bool, progress: Callable[[Progress], None] | None, cuda_graphs: bool = False) -> Trained:
     """Trains one model (see Training). cuda_graphs: replay the iterations from CUDA graphs (CUDA only)."""
-    return train_together([Training(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress, cuda_graphs=cuda_graphs)])[0]
+    trained = train_together([Training(model, y, uv, lmbda, preset, max_seconds=max_seconds, amp=amp, progress=progress,
+                                       cuda_graphs=cuda_graphs)])[0]
+    if trained.error is not None:
+        raise trained.error
+    return trained
 
 
 @contextmanager
@@ -529,7 +568,7 @@ def reproducible_kernels(dev: torch.device):
     if dev.type != "cuda":
         yield
         return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # in case cuBLAS was not used yet (see above)
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
