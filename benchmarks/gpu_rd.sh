@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3's RD benchmark on a GPU machine, as one prepared call of about 9 minutes (H200: 425 s with SWEEP_SECONDS=250).
+# Issue 3's RD benchmark on a GPU machine, as one prepared call of about 9 minutes (H200: 374 s with PYTEST=0 SWEEP_SECONDS=300, session 6, before the together checks were added).
 #
 # First, here: bash benchmarks/gpu_prepare.sh   (wheels in .whl/, clips in bench-in/)
 # Then the device tool: carry [".whl", "bench-in"], timeout_s 580, command
@@ -18,11 +18,11 @@
 #    are encoded on the CPU meanwhile.
 # Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel);
 # the encoded files stay in WORK (default /tmp/codec_lab_gpu_rd).
-# Knobs: SWEEP_SECONDS=360 JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
+# Knobs: SWEEP_SECONDS=300 JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
-SWEEP_SECONDS="${SWEEP_SECONDS:-360}"
+SWEEP_SECONDS="${SWEEP_SECONDS:-300}"
 JOBS="${JOBS:-16}"
 PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-motion}"
