@@ -46,3 +46,17 @@ def test_training_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path
     with pytest.raises(CodecLabError, match=r"4 frames of 48x32 needs about 6\.2 GB and cpu has 4\.0 GB free: use --frames 2 or fewer"):
         encoder.encode_clip(synthetic_clip(frames=4, width=48, height=32), tmp_path / "x.clv", preset="test")
     assert not (tmp_path / "x.clv").exists()
+
+
+def test_models_trained_together_count_what_they_keep(monkeypatch):
+    """On CUDA each model trained together keeps a whole iteration's memory (its graph); on the CPU
+    they take turns, so the second and later count only their lasting state."""
+    import torch
+
+    from codec_lab.codec import encoder
+
+    monkeypatch.setattr(encoder, "available_memory", lambda dev: 4 * 1024**3)
+    monkeypatch.setattr(encoder, "TRAIN_BYTES_PER_PIXEL", 10**6)  # 1.5 GB a 48x32 frame
+    encoder.check_training_memory(2, 32, 48, torch.device("cpu"), models=4)  # 3.1 GB + 3 models' state: fits
+    with pytest.raises(CodecLabError, match=r"2 frames of 48x32 \(4 models together\) needs about 11\.9 GB and cuda has"):
+        encoder.check_training_memory(2, 32, 48, torch.device("cuda"), models=4)

@@ -165,19 +165,29 @@ def available_memory(dev: torch.device) -> int | None:
     return min(limits) if limits else None
 
 
-def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False) -> None:
-    """A clear error, before anything is allocated, when training would not fit in memory."""
+MODEL_STATE_BYTES_PER_PIXEL = 24  # what each model keeps between iterations: its latents, their gradient and Adam's two moments
+
+
+def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1) -> None:
+    """A clear error, before anything is allocated, when training would not fit in memory.
+    models: trained together. On CUDA each keeps a whole iteration's memory (its graph's pool); on
+    the CPU they take turns, so beyond the first only their lasting state counts."""
     available = available_memory(dev)
     per_pixel = TRAIN_BYTES_PER_PIXEL + (MOTION_BYTES_PER_PIXEL if motion else 0)
-    needed = TRAIN_BYTES_FIXED + per_pixel * frames * height * width
+    each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + (MOTION_BYTES_PER_PIXEL if motion else 0)
+    per_frame = (per_pixel + (models - 1) * each_more) * height * width
+    needed = TRAIN_BYTES_FIXED + per_frame * frames
     if available is None or needed <= available:
         return
-    fits = max(0, (available - TRAIN_BYTES_FIXED) // (per_pixel * height * width))
+    fits = max(0, (available - TRAIN_BYTES_FIXED) // per_frame)
     advice = f"use --frames {fits} or fewer" if fits else "even one frame of this size does not fit: downscale it"
+    together = f" ({models} models together)" if models > 1 else ""
+    advice += ", train fewer points together" if models > 1 else ""
     raise CodecLabError(
-        f"training on {frames} frames of {width}x{height} needs about {needed / 1024**3:.1f} GB and {dev.type} has "
+        f"training on {frames} frames of {width}x{height}{together} needs about {needed / 1024**3:.1f} GB and {dev.type} has "
         f"{available / 1024**3:.1f} GB free: {advice}, or use a device with more memory"
     )
+
 
 @dataclass
 class _Job:
@@ -231,7 +241,7 @@ def encode_clip_points(
         torch.backends.cudnn.benchmark = False
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
-    check_training_memory(frames * len(points), height, width, dev, motion=bool(preset.config.motion_block))
+    check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points))
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
