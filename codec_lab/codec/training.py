@@ -313,7 +313,8 @@ class TrainStep:
         self.amp, self.graphable = amp and y.device.type == "cuda", graphable
         self.frames = list(range(y.shape[0]))
         self.intra_frames = [t for t in self.frames if model.cfg.is_intra(t)]
-        self.intra_index = torch.tensor(self.intra_frames, device=y.device)  # once: not a host-to-device copy every warm-up iteration
+        intra_index = torch.tensor(self.intra_frames, device=y.device)
+        self.intra_targets = y.index_select(0, intra_index), uv.index_select(0, intra_index)  # once, not every warm-up iteration
         self.pixels = float(y.numel())
         latents = [model.latent_flat]
         networks = [p for name, p in model.named_parameters() if name != "latent_flat"]
@@ -346,7 +347,7 @@ class TrainStep:
         with torch.autocast(device_type=self.y.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=not self.graphable):
             y_hat, uv_hat = model.render(qs, shown)
         if warmup:
-            dist = _distortion(y_hat.float(), uv_hat.float(), self.y.index_select(0, self.intra_index), self.uv.index_select(0, self.intra_index))
+            dist = _distortion(y_hat.float(), uv_hat.float(), *self.intra_targets)
         else:
             dist = _distortion(y_hat.float(), uv_hat.float(), self.y, self.uv)
         bits = model.rate_bits(qs, shown if warmup else None)
