@@ -222,8 +222,9 @@ def encode_clip_points(
     """Several RD points of one clip, (out_path, lmbda) each, trained together (training.train_together:
     on CUDA their kernels overlap) and sharing one motion search. Without a time cap each file is
     the one encode_clip would write alone. A point whose training diverges raises a CodecLabError
-    once the others are written. max_seconds caps the motion search and the training of all of them together
-    (wall time; see training_budget); each result's encode_seconds is the whole call's.
+    once the others are written.
+    max_seconds: caps the motion search and the training of all of them together (wall time; see
+    training_budget); each result's encode_seconds is the whole call's.
     cuda_graphs: replay training from CUDA graphs (None: on CUDA, yes; ignored on the CPU)."""
     t0 = time.monotonic()
     preset = get_preset(preset) if isinstance(preset, str) else preset
