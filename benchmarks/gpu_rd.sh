@@ -10,7 +10,7 @@
 #    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
 #    CPU and compared bit for bit with the encoder's reconstruction; then seconds per iteration
 #    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), eager and from CUDA graphs,
-#    with motion (8x8 blocks).
+#    with motion (8x8 blocks), and 1, 4, 16 models trained together (benchmarks/gpu_together.py).
 # 3. The sweep: Foreman QCIF 30 frames, Carphone QCIF 30, Mobile CIF 25, N06 48; four lambdas
 #    each; preset `full`, with TOGETHER=1 one process per clip training its four lambdas together
 #    (their kernels overlap on the GPU; separate processes only take turns), else one per point,
@@ -95,46 +95,16 @@ print(f"trained together: the files trained alone: {same}; {together[0].train_se
       f"{sum(a.train_seconds for a in alone):.1f} s alone ({together[0].iterations} iterations each)")
 PY
 
-# 2b. training speed at 352x288 and 1920x1080 (random frames: speed does not depend on content),
-#     each eager and replayed from CUDA graphs (the default on CUDA)
-"$PY" - "$DEVICE" <<'PY' | tee "$OUT/speed.txt"
-import json, sys, time, torch
-import numpy as np
-from codec_lab.codec.training import CudaGraphSteps, LatentModel, TrainStep
-from codec_lab.codec.model import level_shapes
-from codec_lab.codec.motion import grid
-from codec_lab.codec.presets import PRESETS, with_prediction
-preset, dev = with_prediction(PRESETS["full"], "motion"), torch.device(sys.argv[1])  # the default; 8x8 blocks
-cfg = preset.config
-if dev.type == "cuda":
-    torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
-sizes = [(352, 288, 30), (1920, 1080, 1), (1920, 1080, 4)] if dev.type == "cuda" else [(352, 288, 2)]
-for (w, h, t) in sizes:
-    for graphs in ((False, True) if dev.type == "cuda" else (False,)):
-        torch.manual_seed(0)
-        fields = {k: np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64) for k in cfg.inter_frames(t)}  # half-pel vectors: all 4 taps work
-        m = LatentModel(cfg, level_shapes(cfg, t, h, w), fields).to(dev)
-        y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
-        step = TrainStep(m, y, uv, 1e-3, preset, graphable=graphs)
-        run = CudaGraphSteps(step) if graphs else step
-        step.schedule(1e-2, 0.2)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-        for _ in range(5): run(True, False)  # graphs: 3 eager, the capture, a replay
-        sync(); n = 20; start = time.perf_counter()
-        for _ in range(n): run(True, False)
-        sync(); sec = (time.perf_counter() - start) / n
-        peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
-        state = ("failed: " + run.failed if run.failed else "on") if graphs else "off"
-        print(json.dumps({"size": f"{w}x{h}", "frames": t, "cuda_graphs": state, "s_per_iteration": round(sec, 4),
-                          "s_per_iteration_per_frame": round(sec / t, 4), "peak_gib": round(peak, 2)}), flush=True)
-        del m, step, run
-        if dev.type == "cuda":
-            torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-PY
-
-# 2c. several models training together in one process: does the total grow with their number?
+# 2b. training speed alone at 352x288 and 1920x1080 (random frames: speed does not depend on content),
+#     eager and from CUDA graphs (the default on CUDA); 2c. several models trained together in one
+#     process: does the total grow with their number?
 if [ "$DEVICE" = cuda ]; then
+  for mode in --eager ""; do
+    "$PY" benchmarks/gpu_together.py --sizes 352x288x30,1920x1080x1,1920x1080x4 --counts 1 $mode | tee -a "$OUT/speed.txt"
+  done
   "$PY" benchmarks/gpu_together.py --sizes 176x144x30,352x288x30 --counts 1,4,16 | tee -a "$OUT/speed.txt"
+else
+  "$PY" benchmarks/gpu_together.py --device cpu --sizes 352x288x2 --counts 1 | tee -a "$OUT/speed.txt"
 fi
 
 # 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time

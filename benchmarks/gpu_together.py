@@ -1,12 +1,13 @@
 """Training throughput when several models train together in one process (training.train_together).
 
-    python benchmarks/gpu_together.py [--device cuda] [--sizes 176x144x30,352x288x30] [--counts 1,4,16]
+    python benchmarks/gpu_together.py [--device cuda] [--sizes 176x144x30,352x288x30] [--counts 1,4,16] [--eager]
 
 For each clip size and model count K: K models (preset full, motion, 8x8 blocks, random frames)
 take turns an iteration at a time, each on its own CUDA stream replaying its CUDA graph; after
 their warm-up and capture, ROUNDS rounds are timed. Prints one JSON line per (size, K): seconds
 per round, iterations per second in all, and per model. If the GPU runs the models' kernels side by
-side, the total grows with K; if it runs them one after the other, it stays flat.
+side, the total grows with K; if it runs them one after the other, it stays flat. --eager: without
+CUDA graphs (with --counts 1: the speed of one training alone, eager against graphs).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", default="176x144x30,352x288x30")
     parser.add_argument("--counts", default="1,4,16")
+    parser.add_argument("--eager", action="store_true", help="no CUDA graphs")
     args = parser.parse_args()
     dev = torch.device(args.device)
     preset = with_prediction(PRESETS["full"], "motion")
@@ -45,7 +47,7 @@ def main() -> None:
             for i in range(k):
                 fields = {f: np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64) for f in cfg.inter_frames(t)}
                 model = training.LatentModel(cfg, level_shapes(cfg, t, h, w), fields, noise_seed=i).to(dev)
-                runs.append(training.Training(model, y, uv, 1e-3, preset, cuda_graphs=dev.type == "cuda"))
+                runs.append(training.Training(model, y, uv, 1e-3, preset, cuda_graphs=dev.type == "cuda" and not args.eager))
             with training.reproducible_kernels(dev):
                 for _ in range(5):  # 3 eager iterations, the capture, a replay
                     for run in runs:
@@ -59,13 +61,16 @@ def main() -> None:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
             sec = (time.perf_counter() - start) / ROUNDS
+            peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
             graphs = sorted({run.result().cuda_graphs for run in runs})
             print(json.dumps({"size": f"{w}x{h}", "frames": t, "models": k, "s_per_round": round(sec, 4),
                               "iterations_per_s": round(k / sec, 1), "s_per_iteration_per_model": round(sec, 4),
+                              "s_per_iteration_per_frame": round(sec / k / t, 5), "peak_gib": round(peak, 2),
                               "cuda_graphs": graphs}), flush=True)
             del runs
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
 
 
 if __name__ == "__main__":

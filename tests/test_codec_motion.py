@@ -90,8 +90,9 @@ def test_estimation_finds_a_known_pan():
 
 @pytest.mark.parametrize("by, bx", [(1, 5), (5, 1), (3, 4), (9, 13)])
 def test_wavefront_choice_is_the_raster_order_choice(by, bx):
-    """motion_search._choose picks a whole wavefront at once; each block must get what choosing
-    block by block in raster order, against motion.median_predictor, gives (ties included)."""
+    """motion_search._choose picks a whole wavefront at once (motion.median_predictors); each block
+    must get what choosing block by block in raster order, with the decoder's own predictor, gives
+    (ties included)."""
     from codec_lab.codec import motion_search
 
     rng = np.random.default_rng(by * 100 + bx)
@@ -100,7 +101,9 @@ def test_wavefront_choice_is_the_raster_order_choice(by, bx):
     expected = np.zeros((by, bx, 2), np.int64)
     for i in range(by):
         for j in range(bx):
-            cost = sad[:, i, j] + 16.0 * motion_search._vector_bits(candidates[:, i, j] - motion.median_predictor(expected, i, j))
+            rows = [[tuple(v) for v in row] for row in expected.tolist()]
+            predictor = np.array(motion._predictor(rows, i, j, bx))
+            cost = sad[:, i, j] + 16.0 * motion_search._vector_bits(candidates[:, i, j] - predictor)
             expected[i, j] = candidates[int(np.argmin(cost)), i, j]
     assert np.array_equal(motion_search._choose(sad, candidates, 16.0), expected)
 

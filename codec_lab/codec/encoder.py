@@ -199,6 +199,7 @@ class _Job:
     shapes: list[tuple[int, int, int]]
     fields: list[np.ndarray]  # the predicted frames' motion, in cfg.inter_frames order
     model: LatentModel
+    size: tuple[int, int, int]  # frames, height, width of the padded clip
 
 
 def encode_clip(clip: Clip, out_path: str | Path, *, lmbda: float = DEFAULT_LMBDA, **options) -> EncodeResult:
@@ -292,7 +293,7 @@ def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: to
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
     if dev.type == "cpu":
         model.use_channels_last()
-    return _Job(out_path, lmbda, cfg, shapes, fields, model)
+    return _Job(out_path, lmbda, cfg, shapes, fields, model, (frames, height, width))
 
 
 def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, WeightSteps, WeightSteps | None],
@@ -300,7 +301,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
     """Quantize the trained model, code it and write the file, on the CPU in the decoder's arithmetic."""
     synth_steps, arm_steps, inter_steps = steps
     cfg, shapes, fields = job.cfg, job.shapes, job.fields
-    frames, height, width = shapes[0][0], clip.padded(2).height, clip.padded(2).width
+    frames, height, width = job.size
     inter_steps = inter_steps or WeightSteps(cfg.inter_shift, ())
     model = job.model.cpu()
     cfg = cfg.with_shifts(synth_steps.shift, arm_steps.shift, inter_steps.shift)

@@ -208,7 +208,7 @@ def arm_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, p
     hw = h * w
     dtype, device = cur.dtype, cur.device
     # the 8 neighbours of the 3x3 window (not its centre); a cached index: a list would be copied to the device each call
-    spatial = F.unfold(cur[:, None], 3, padding=1).index_select(1, _index_tensor(tuple(_SPATIAL_IDX), device)) * context_mask(h, w, dtype, device)
+    spatial = F.unfold(cur[:, None], 3, padding=1).index_select(1, device_index(tuple(_SPATIAL_IDX), device)) * context_mask(h, w, dtype, device)
     temporal = F.unfold(prev[:, None], 3, padding=1)
     par = parent.reshape(n, 1, hw)
     phase = phase_onehot(h, w, dtype, device).expand(n, PHASES, hw)
@@ -228,13 +228,13 @@ def take_slices(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     for i in idx:
         counts[i] += 1
     if idx == sorted(idx) and all(c > 0 for c in counts):
-        return torch.repeat_interleave(x, _index_tensor(tuple(counts), x.device), dim=0, output_size=len(idx))  # sized: no sync
-    return x.index_select(0, _index_tensor(tuple(idx), x.device))
+        return torch.repeat_interleave(x, device_index(tuple(counts), x.device), dim=0, output_size=len(idx))  # sized: no sync
+    return x.index_select(0, device_index(tuple(idx), x.device))
 
 
 @lru_cache(maxsize=None)
-def _index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An index made once per device: on CUDA a tensor built from a list is a host-to-device copy,
+def device_index(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An index made once per device (cached: models and CUDA graphs share it): on CUDA a tensor built from a list is a host-to-device copy,
     which syncs every iteration (and cannot be captured in a CUDA graph)."""
     return torch.tensor(values, device=device)
 

@@ -127,10 +127,10 @@ def _median3(a: int, b: int, c: int) -> int:
     return max(min(a, b), min(max(a, b), c))
 
 
-def _predictor(rows, i: int, j: int, bx: int) -> tuple[int, int]:
+def _predictor(rows: list[list[tuple[int, int]]], i: int, j: int, bx: int) -> tuple[int, int]:
     """H.264's vector predictor: the left vector on the first row, else the median of left, top, top-right
     (top-left when there is no top-right); a neighbour outside the frame counts as zero.
-    rows[r][c]: lists of rows, or dicts holding the neighbours only. On Python ints: the decoder runs it once per block (numpy per block was 4x slower)."""
+    On Python ints: the decoder runs it once per block (numpy per block was 4x slower)."""
     left = rows[i][j - 1] if j > 0 else (0, 0)
     if i == 0:
         return left
@@ -139,24 +139,26 @@ def _predictor(rows, i: int, j: int, bx: int) -> tuple[int, int]:
     return _median3(left[0], top[0], corner[0]), _median3(left[1], top[1], corner[1])
 
 
-def median_predictor(field: np.ndarray, i: int, j: int) -> np.ndarray:
-    """The predictor of block (i, j) of a (by, bx, 2) field whose blocks before it in raster order are known.
-    Reads only the neighbours it needs (the motion search calls it once per block and candidate set)."""
+def median_predictors(field: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """_predictor of blocks (i, j) of a (by, bx, 2) field at once, (k, 2): for the encoder's search,
+    which knows every neighbour of a wavefront of blocks before choosing it."""
     bx = field.shape[1]
-
-    def vectors(row: int, cols) -> dict[int, tuple[int, int]]:
-        return {c: (int(field[row, c, 0]), int(field[row, c, 1])) for c in cols if 0 <= c < bx}
-
-    rows = {1: vectors(i, (j - 1,)), 0: vectors(i - 1, (j - 1, j, j + 1))} if i > 0 else {0: vectors(i, (j - 1,))}
-    return np.array(_predictor(rows, min(i, 1), j, bx), np.int64)
+    zero = np.zeros((len(i), 2), np.int64)
+    left = np.where((j > 0)[:, None], field[i, np.maximum(j - 1, 0)], zero)
+    up = np.maximum(i - 1, 0)
+    top = field[up, j]
+    corner = np.where((j + 1 < bx)[:, None], field[up, np.minimum(j + 1, bx - 1)],
+                      np.where((j > 0)[:, None], field[up, np.maximum(j - 1, 0)], zero))
+    median = np.maximum(np.minimum(left, top), np.minimum(np.maximum(left, top), corner))
+    return np.where((i > 0)[:, None], median, left)
 
 
 def differences(field: np.ndarray) -> np.ndarray:
     """(by, bx, 2) vectors -> their differences from the median predictor, in raster order."""
     by, bx = field.shape[:2]
-    rows = [[(int(v[0]), int(v[1])) for v in row] for row in field]
-    pred = [[_predictor(rows, i, j, bx) for j in range(bx)] for i in range(by)]
-    return field.astype(np.int64) - np.array(pred, np.int64).reshape(by, bx, 2)
+    field = field.astype(np.int64)
+    i, j = (a.reshape(-1) for a in np.meshgrid(np.arange(by), np.arange(bx), indexing="ij"))
+    return field - median_predictors(field, i, j).reshape(by, bx, 2)  # every neighbour is known here
 
 
 def _undifferences(diffs: np.ndarray) -> np.ndarray:

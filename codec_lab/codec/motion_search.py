@@ -22,6 +22,7 @@ from codec_lab.codec.motion import (
     compensate,
     field_bits,
     grid,
+    median_predictors,
     plane_taps,
 )
 from codec_lab.metrics import PSNR_YUV_WEIGHTS
@@ -65,22 +66,9 @@ def _choose(sad: np.ndarray, candidates: np.ndarray, lam: float) -> np.ndarray:
         i = np.arange(max(0, (d - bx + 2) // 2), min(by - 1, d // 2) + 1)
         j = d - 2 * i
         cand = candidates[:, i, j]  # (n, k, 2)
-        cost = sad[:, i, j] + lam * _vector_bits(cand - _median_predictors(field, i, j)[None])
+        cost = sad[:, i, j] + lam * _vector_bits(cand - median_predictors(field, i, j)[None])
         field[i, j] = cand[np.argmin(cost, axis=0), np.arange(len(i))]
     return field
-
-
-def _median_predictors(field: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """motion.median_predictor of blocks (i, j) at once: (k, 2)."""
-    bx = field.shape[1]
-    zero = np.zeros((len(i), 2), np.int64)
-    left = np.where((j > 0)[:, None], field[i, np.maximum(j - 1, 0)], zero)
-    up = np.maximum(i - 1, 0)
-    top = field[up, j]
-    corner = np.where((j + 1 < bx)[:, None], field[up, np.minimum(j + 1, bx - 1)],
-                      np.where((j > 0)[:, None], field[up, np.maximum(j - 1, 0)], zero))
-    median = np.maximum(np.minimum(left, top), np.minimum(np.maximum(left, top), corner))
-    return np.where((i > 0)[:, None], median, left)
 
 
 def _full_search(ref: np.ndarray, cur: np.ndarray, block: int, search: int, lam: float) -> np.ndarray:

@@ -32,6 +32,7 @@ from codec_lab.codec.model import (
     Synthesis,
     add_correction,
     decoded_value,
+    device_index,
     laplace_bits,
     level_context,
     pixel_levels,
@@ -46,11 +47,11 @@ from codec_lab.video.frames import Clip
 
 YUV_WEIGHTS = tuple(w / sum(PSNR_YUV_WEIGHTS) for w in PSNR_YUV_WEIGHTS)  # the loss weighs Y, U, V as PSNR-YUV does
 INTRA_WARMUP = 0.3  # share of the noise phase in which an inter-frame model trains its intra frames alone
-# What cuBLAS needs to be deterministic; read when cuBLAS first starts in a process, so set at import
-# (if it is not set already) rather than only when training begins.
-CUBLAS_WORKSPACE = ":4096:8"
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+# What cuBLAS needs to be deterministic (reproducible_kernels); read when cuBLAS first starts in a
+# process, so set at import (if it is not set already) rather than only when training begins.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 MAX_TOGETHER = 32  # models training together on one GPU: PyTorch's pool of streams a device and priority
+
 
 @dataclass
 class Progress:
@@ -130,7 +131,6 @@ class LatentModel(nn.Module):
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
-        self._slice_index: dict[tuple, torch.Tensor] = {}
         self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], torch.Tensor]] = {}
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
@@ -154,14 +154,14 @@ class LatentModel(nn.Module):
         sizes = [math.prod(s) for s in self.latent_shapes]
         return [chunk.view(shape) for chunk, shape in zip(flat.split(sizes), self.latent_shapes)]
 
-    def quantized(self, noise: bool, temperature: float | torch.Tensor = 0.3, amplitude: float = 1.0) -> list[torch.Tensor]:
+    def quantized(self, noise: bool, temperature: float | torch.Tensor = 0.3) -> list[torch.Tensor]:
         """Training proxy of rounding: soft rounding plus annealed uniform noise, then hard rounding (STE)."""
         lat = self.latent_flat
         if noise:
             # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
             # boundary becomes a coin flip instead of a cheap fractional value
             uniform = torch.rand(lat.shape, generator=self.noise_generator(lat.device), device=lat.device, dtype=lat.dtype)
-            return self._levels(soft_round(soft_round(lat, temperature) + amplitude * (uniform - 0.5), temperature))
+            return self._levels(soft_round(soft_round(lat, temperature) + (uniform - 0.5), temperature))
         return self._levels(_straight_through(lat, torch.round(lat)))
 
     def noise_generator(self, device: torch.device) -> torch.Generator:
@@ -178,7 +178,8 @@ class LatentModel(nn.Module):
         for level in range(self.cfg.n_levels):
             f, q = level_context(self.cfg, qs, level), qs[level]
             if frames is not None:
-                used = self._used_slices(level, tuple(frames), q.device)
+                stride = self.cfg.temporal_strides[level]
+                used = device_index(tuple(sorted({t // stride for t in frames})), q.device)
                 f, q = f.index_select(0, used), q.index_select(0, used)
             feats.append(f.reshape(-1, ARM_IN))
             values.append(q.reshape(-1))
@@ -190,14 +191,6 @@ class LatentModel(nn.Module):
             mu, log2_scale = self.arm(f)
             total = total + laplace_bits(q, mu, log2_scale).sum()
         return total
-
-    def _used_slices(self, level: int, frames: tuple[int, ...], device) -> torch.Tensor:
-        """The slices of `level` that `frames` use, as an index made once (not a copy to the device every iteration)."""
-        key = (level, frames, str(device))
-        if key not in self._slice_index:
-            stride = self.cfg.temporal_strides[level]
-            self._slice_index[key] = torch.tensor(sorted({f // stride for f in frames}), device=device)
-        return self._slice_index[key]
 
     def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
         """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
@@ -384,7 +377,6 @@ class CudaGraphSteps:
         self.runs: dict[tuple[bool, bool], int] = {}
         self.stream = stream if stream is not None else torch.cuda.Stream(step.y.device)
         self.failed: str | None = None
-        self.captures = 0
 
     def __call__(self, noise: bool, warmup: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         caller = torch.cuda.current_stream(self.stream.device)  # the same stream when called by a Training
@@ -415,7 +407,6 @@ class CudaGraphSteps:
             warnings.warn(f"CUDA graph capture failed, training goes on without graphs: {self.failed}", RuntimeWarning, stacklevel=2)
             torch.cuda.synchronize()
             return self._step(key)
-        self.captures += 1
         self.graph = (key, graph, out)
         graph.replay()  # capturing records the kernels without running them
         return out
@@ -440,7 +431,7 @@ class Training:
     """One model's training run, advanced an iteration at a time so that several can take turns
     (train_together). On CUDA with graphs it runs on a stream of its own: the kernels of models
     taking turns then overlap on the GPU, which one process alone leaves mostly idle (an
-    iteration's ~2,500 kernels are each too small to fill it; Foreman QCIF takes about as long for
+    iteration's ~1,800 kernels are each too small to fill it; Foreman QCIF takes about as long for
     8 frames as for 30), and which separate processes cannot share at once."""
 
     def __init__(self, model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: float, preset: Preset, *,
@@ -569,7 +560,6 @@ def reproducible_kernels(dev: torch.device):
     if dev.type != "cuda":
         yield
         return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # in case cuBLAS was not used yet (see above)
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
