@@ -36,6 +36,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -221,6 +222,18 @@ def parse_file(data: bytes) -> Parsed:
     latents = r.take(llen)
     _check(r.pos == len(r.data), f"{len(r.data) - r.pos} unexpected bytes after the last section")
     return Parsed(header, weights, latents, len(data), motion, version)
+
+
+def read_header(path: str | Path) -> Header:
+    """The header of the .clv file at `path` (the whole file is checked as parse_file does)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return parse_file(data).header
+    except BitstreamError as exc:
+        raise BitstreamError(f"{path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- weights (signed exp-Golomb)

@@ -35,7 +35,9 @@ class Decoded:
     seconds: float
 
 
-def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> Decoded:
+def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
+                 slice_bits: list[tuple[int, int, float]] | None = None) -> Decoded:
+    """slice_bits: if a list, gets each latent slice's (level, slice, bits) (see model.code_latents)."""
     start = time.monotonic()
     parsed = bitstream.parse_file(data)
     header = parsed.header
@@ -64,7 +66,7 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS)
     if cfg.motion_block and predicted:
         fields = motion.decode_fields(parsed.motion, len(predicted), motion.grid(height, width, cfg.motion_block))
     with torch.no_grad():
-        levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents))
+        levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents), slice_bits=slice_bits)
         y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)
     clip = Clip(y, u, v, header.fps).cropped(header.height, header.width)
     return Decoded(clip, header, parsed.file_bytes, time.monotonic() - start)

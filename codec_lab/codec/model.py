@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec_lab.codec.bitstream import MAX_INTRA_PERIOD, MOTION_BLOCKS, intra_frame
-from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES
+from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
 from codec_lab.codec.motion import compensate, frame_taps
 
 ACT_FRAC = 12  # fixed-point fraction bits of every activation in the decoder
@@ -472,11 +472,13 @@ def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log2_scale: torch.Tensor) ->
 # --------------------------------------------------------------------------- latent coding order (shared)
 
 
-def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_params: list[torch.Tensor], coder, values: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_params: list[torch.Tensor], coder,
+                 values: list[torch.Tensor] | None = None, slice_bits: list[tuple[int, int, float]] | None = None) -> list[torch.Tensor]:
     """Walk the latents in coding order, computing each step's tables with the fixed-point ARM.
 
     `coder.code(tid, symbols)` encodes (values given) or decodes (values None,
     returns symbols). Returns the latent grids (float64 integers).
+    slice_bits: if a list, gets (level, slice, ideal bits under its tables) for every slice (stats only).
     """
     levels = [torch.zeros(s, dtype=torch.float64) for s in shapes]
     for level in reversed(range(cfg.n_levels)):
@@ -495,6 +497,7 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
             else:
                 parent, has_parent = zero, torch.zeros(1, dtype=torch.float64)
             flat = cur.view(-1)
+            bits = 0.0
             for p in range(PHASES):
                 pos = positions[p]
                 if len(pos) == 0:
@@ -513,7 +516,11 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
                         from codec_lab.errors import BitstreamError
 
                         raise BitstreamError("a decoded latent is out of range: the file is damaged")
+                if slice_bits is not None:
+                    bits += float(table_bits(tid_np, q - whole_np + RMAX).sum())
                 flat[pos] = torch.from_numpy(q).to(torch.float64)
+            if slice_bits is not None:
+                slice_bits.append((level, n, bits))
     return levels
 
 

@@ -10,6 +10,7 @@ COMMANDS = [  # in the order `codec-lab --help` lists them: the main job first
     "bench",
     "encode",
     "decode",
+    "inspect",
     "eval",
     "probe",
     "history",
