@@ -146,34 +146,38 @@ def test_hostile_inter_networks(good_file):
             decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_older_versions_still_decode(tmp_path, version):
     """Version 1 (all-intra) lacks the inter fields, version 2 the motion field and section, version 3
-    the intra period: the same frames come out."""
+    the intra period, version 4 the ARM context (its files all use the "phases" one): the same frames come out."""
     path = tmp_path / "intra.clv"
-    encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=replace(PRESETS["test"], iterations=5))
+    preset = replace(PRESETS["test"], iterations=5)
+    preset = replace(preset, config=replace(preset.config, arm_context="phases"))
+    encode_clip(synthetic_clip(frames=2, height=32, width=32), path, lmbda=1e-3, preset=preset)
     good_file = path.read_bytes()
     parsed = bitstream.parse_file(good_file)
-    assert not parsed.header.inter_synth and not parsed.header.motion_block
-    # version 4 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
-    # the intra period (u16)
-    body = bitstream.pack_header(parsed.header)[: {1: -5, 2: -3, 3: -2}[version]]
+    assert not parsed.header.inter_synth and not parsed.header.motion_block and parsed.header.arm_context == "phases"
+    # version 5 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
+    # the intra period (u16), the ARM context (u8)
+    body = bitstream.pack_header(parsed.header)[: {1: -6, 2: -4, 3: -3, 4: -1}[version]]
     old = bitstream.MAGIC + struct.pack(">BH", version, len(body)) + body
-    # and its weights section gives each tensor a coarsening: before, every tensor had its network's step
-    cfg = config_from_header(parsed.header)
-    ints, coarsen = bitstream.unpack_weights(parsed.weights, synth_param_shapes(cfg) + arm_param_shapes(cfg))
-    writer = bitstream.BitWriter()
-    for t, c in zip(ints, coarsen):
-        flat = t.reshape(-1) * 2**c
-        k = min(range(16), key=lambda kk: bitstream.eg_bits(flat, kk))
-        writer.write(k, 4)
-        bitstream.write_eg(writer, flat, k)
-    weights = writer.to_bytes()
+    weights = parsed.weights
+    if version < 4:  # version 4's weights section gives each tensor a coarsening: before, every tensor had its network's step
+        cfg = config_from_header(parsed.header)
+        ints, coarsen = bitstream.unpack_weights(parsed.weights, synth_param_shapes(cfg) + arm_param_shapes(cfg))
+        writer = bitstream.BitWriter()
+        for t, c in zip(ints, coarsen):
+            flat = t.reshape(-1) * 2**c
+            k = min(range(16), key=lambda kk: bitstream.eg_bits(flat, kk))
+            writer.write(k, 4)
+            bitstream.write_eg(writer, flat, k)
+        weights = writer.to_bytes()
     old += struct.pack(">I", len(weights)) + weights
-    if version == 3:
+    if version >= 3:
         old += struct.pack(">I", 0)  # the (empty) motion section
     old += struct.pack(">I", len(parsed.latents)) + parsed.latents
     old += struct.pack(">I", zlib.crc32(old) & 0xFFFFFFFF)
+    assert bitstream.parse_file(old).header.arm_context == "phases"
     before, now = decode_bytes(old).clip, decode_bytes(good_file).clip
     assert all((getattr(before, p) == getattr(now, p)).all() for p in "yuv")
 

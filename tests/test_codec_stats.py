@@ -40,7 +40,7 @@ def test_sections_add_up_to_the_file(encoded):
 
 
 def test_frames_latents_sum_to_the_latent_section(encoded):
-    _clip, path, result = encoded
+    _clip, path, _result = encoded
     stats = file_stats(path)
     assert [f.kind for f in stats.frames] == ["I", "P", "I"]
     total = sum(f.latent_bytes for f in stats.frames)

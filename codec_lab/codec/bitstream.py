@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (4; versions 1 to 3, which lack the later fields, still decode)
+    4       1     format version (5; versions 1 to 4, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -15,7 +15,9 @@ Layout (all integers big-endian):
                   [version 2] inter synthesis layers u8 (0: every frame intra), per layer
                   (out u8, kernel u8, flags u8), inter weight shift u8,
                   [version 3] motion block size u8 (0: no motion vectors),
-                  [version 4] intra period u16 (0: only frame 0 is intra)
+                  [version 4] intra period u16 (0: only frame 0 is intra),
+                  [version 5] ARM context u8 (0: 2x2 phases, the only one before version 5;
+                  1: raster-causal, decoded by wavefronts; see `model.py`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -43,8 +45,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -62,6 +64,7 @@ EG_MAX_ZEROS = 20
 WEIGHT_LIMIT = (1 << 15) - 1
 MOTION_BLOCKS = (4, 8, 16, 32)  # the block sizes `motion.py` may use
 MAX_INTRA_PERIOD = MAX_FRAMES
+ARM_CONTEXTS = ("phases", "raster")  # header ids 0, 1 (model.py: what each is)
 
 
 def intra_frame(t: int, intra_period: int) -> bool:
@@ -87,6 +90,7 @@ class Header:
     inter_shift: int = 0
     motion_block: int = 0  # 0: no motion vectors
     intra_period: int = 0  # 0: only frame 0 is intra
+    arm_context: str = "raster"  # one of ARM_CONTEXTS (files before version 5: "phases")
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -109,7 +113,7 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBH", h.inter_shift, h.motion_block, h.intra_period)
+    return body + struct.pack(">BBHB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context))
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -186,9 +190,13 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
     if version >= 4:
         (intra_period,) = r.unpack(">H")
         _check(intra_period <= MAX_INTRA_PERIOD, f"intra period {intra_period} above {MAX_INTRA_PERIOD}")
+    arm_context = 0
+    if version >= 5:
+        (arm_context,) = r.unpack(">B")
+        _check(arm_context < len(ARM_CONTEXTS), f"ARM context id {arm_context} is not one of 0..{len(ARM_CONTEXTS) - 1}")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
-                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period)
+                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context])
 
 
 def parse_file(data: bytes) -> Parsed:

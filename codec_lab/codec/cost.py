@@ -8,7 +8,6 @@ import io
 import torch
 
 from codec_lab.codec.model import (
-    ARM_IN,
     Arm,
     CodecConfig,
     Synthesis,
@@ -48,7 +47,7 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
     if cfg.inter:
         inter = _thop_macs(Synthesis(cfg, inter=True), torch.zeros(1, synth_inputs(cfg, True), probe, probe)) / (probe * probe)
         synth = max(synth, inter + 6.0 + (MOTION_MACS if cfg.motion_block else 0.0))
-    arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, ARM_IN))
+    arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, cfg.arm_inputs))
     shapes = level_shapes(cfg, frames, ph, pw)
     latents_per_pixel = sum(t * h * w for t, h, w in shapes) / (frames * ph * pw)
     up = 0.0

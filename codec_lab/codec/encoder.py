@@ -318,7 +318,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
     header = bitstream.Header(
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
-        synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period,
+        synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
     )
     motion_section = motion.encode_fields(fields) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)

@@ -19,13 +19,20 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
   that prediction (Y, and U, V brought up x2) and outputs a correction added to
   the prediction in 4:2:0. Static or well-predicted content then costs almost no
   latent bits.
-- Entropy model (ARM): one small MLP shared by all levels, on a causal context
-  that works in parallel steps: levels coarse to fine, slices in time order,
-  and inside a slice four phases of a 2x2 lattice. A latent sees the 8
-  neighbours of its own slice that earlier phases decoded, the 3x3 block at the
-  same place in the previous slice of its level (the temporal context that
-  carries the video's redundancy), its parent in the next coarser level, its
-  phase and two flags: 24 inputs, outputs (mean, log2 scale) of a Laplace.
+- Entropy model (ARM): one small MLP shared by all levels, outputs (mean, log2
+  scale) of a Laplace for each latent from a causal context: the 3x3 block at
+  the same place in the previous slice of its level (the temporal context that
+  carries the video's redundancy), its parent in the next coarser level, two
+  flags (has previous slice, has parent), and spatial neighbours of its own
+  slice, in one of two orders (`CodecConfig.arm_context`):
+  `raster` (format version 5 on): the 8 neighbours before it in raster order
+  within two rows and two columns, the same for every latent (20 inputs);
+  decoded by wavefronts (2i + j constant, each slice a few wavefronts behind the
+  one before: `raster_schedule`), so in a few thousand parallel steps.
+  `phases` (files before version 5): four phases of a 2x2 lattice, a latent
+  sees the 8 neighbours earlier phases decoded plus its phase (24 inputs); a
+  quarter of the latents then see no neighbour at all, which cost 17-27% more
+  latent bits on single frames (docs/codec.md).
 
 Decoding arithmetic. `synthesis_fixed` and `arm_fixed` compute in float64 on
 values that are all dyadic fixed-point numbers: weights are integers times
@@ -41,23 +48,32 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_lab.codec.bitstream import MAX_INTRA_PERIOD, MOTION_BLOCKS, intra_frame
+from codec_lab.codec.bitstream import ARM_CONTEXTS, MAX_INTRA_PERIOD, MOTION_BLOCKS, intra_frame
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
 from codec_lab.codec.motion import compensate, frame_taps
 
 ACT_FRAC = 12  # fixed-point fraction bits of every activation in the decoder
 ACT_CLAMP = float(1 << 11)
 WEIGHT_INT_MAX = (1 << 15) - 1
-ARM_IN = 24
+ARM_IN = 24  # "phases" context: 8 neighbours (masked by phase), 9 temporal, parent, 4 phase one-hot, 2 flags
+ARM_IN_RASTER = 20  # "raster" context: 8 neighbours, 9 temporal, parent, 2 flags
 PHASES = 4
 # neighbours in the 3x3 window, row-major, without the centre (index 4 of F.unfold's 9)
 _SPATIAL_IDX = [0, 1, 2, 3, 5, 6, 7, 8]
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 _PHASE_OF_PARITY = ((0, 2), (3, 1))
+# "raster" context: the neighbours (row, column offsets) decoded before a latent in raster order
+# within two rows and columns. Each has 2 * row + column < 0, so every latent of a wavefront
+# 2i + j = d depends only on earlier wavefronts (what lets the decoder code a wavefront at once).
+RASTER_OFFSETS = ((-2, -1), (-2, 0), (-2, 1), (-1, -1), (-1, 0), (-1, 1), (0, -2), (0, -1))
+# slice n is decoded this many wavefronts behind the slice before it: its temporal context (the
+# previous slice's 3x3 around it) lies on wavefronts up to d + 3 there
+WAVE_LAG = 4
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class CodecConfig:
     inter_shift: int = 8
     motion_block: int = 0  # 0: inter frames predicted by the previous frame as it is; else block motion (see motion.py)
     intra_period: int = 0  # with an inter synthesis: frames 0, P, 2P, ... are intra (0: frame 0 only)
+    arm_context: str = "raster"  # the ARM's spatial context (module doc); "phases" in files before version 5
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -96,6 +113,12 @@ class CodecConfig:
             raise ValueError(f"motion block {self.motion_block} is not one of {MOTION_BLOCKS}")
         if not 0 <= self.intra_period <= MAX_INTRA_PERIOD:
             raise ValueError(f"intra period {self.intra_period} is outside 0..{MAX_INTRA_PERIOD}")
+        if self.arm_context not in ARM_CONTEXTS:
+            raise ValueError(f"ARM context {self.arm_context!r} is not one of {ARM_CONTEXTS}")
+
+    @property
+    def arm_inputs(self) -> int:
+        return ARM_IN_RASTER if self.arm_context == "raster" else ARM_IN
 
     @property
     def inter(self) -> bool:
@@ -121,7 +144,8 @@ class CodecConfig:
             "temporal_strides": list(self.temporal_strides),
             "synthesis": layers(self.synth),
             "inter_synthesis": layers(self.inter_synth) if self.inter else "none (every frame intra)",
-            "arm": f"{ARM_IN}-" + "-".join([str(self.arm_hidden)] * self.arm_layers) + "-2",
+            "arm": f"{self.arm_inputs}-" + "-".join([str(self.arm_hidden)] * self.arm_layers) + "-2",
+            "arm_context": self.arm_context,
             "synth_step": f"2^-{self.synth_shift}",
             "arm_step": f"2^-{self.arm_shift}",
             **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
@@ -158,7 +182,7 @@ def synth_param_shapes(cfg: CodecConfig, inter: bool = False) -> list[tuple[int,
 
 
 def arm_param_shapes(cfg: CodecConfig) -> list[tuple[int, ...]]:
-    dims = [ARM_IN] + [cfg.arm_hidden] * cfg.arm_layers + [2]
+    dims = [cfg.arm_inputs] + [cfg.arm_hidden] * cfg.arm_layers + [2]
     shapes = []
     for a, b in zip(dims[:-1], dims[1:]):
         shapes += [(b, a), (b,)]
@@ -214,6 +238,20 @@ def arm_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, p
     phase = phase_onehot(h, w, dtype, device).expand(n, PHASES, hw)
     flags = torch.stack([has_prev, has_parent], dim=1).to(dtype)[:, :, None].expand(n, 2, hw)
     return torch.cat([spatial, temporal, par, phase, flags], dim=1).transpose(1, 2)
+
+
+def raster_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, parent: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
+    """The "raster" context features (N, H*W, 20) of every position of N slices (arguments as arm_context's):
+    RASTER_OFFSETS' neighbours (zero past the edges), the previous slice's 3x3, the parent, the two flags."""
+    n, h, w = cur.shape
+    hw = h * w
+    spatial = F.unfold(cur[:, None], 5, padding=2).index_select(1, device_index(_RASTER_UNFOLD, cur.device))
+    temporal = F.unfold(prev[:, None], 3, padding=1)
+    flags = torch.stack([has_prev, has_parent], dim=1).to(cur.dtype)[:, :, None].expand(n, 2, hw)
+    return torch.cat([spatial, temporal, parent.reshape(n, 1, hw), flags], dim=1).transpose(1, 2)
+
+
+_RASTER_UNFOLD = tuple((di + 2) * 5 + dj + 2 for di, dj in RASTER_OFFSETS)  # their places in a 5x5 window
 
 
 def parent_index(cfg: CodecConfig, level: int, slice_index: int) -> int:
@@ -281,7 +319,8 @@ def level_context(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> t
     else:
         parent = torch.zeros_like(q)
         has_parent = torch.zeros(t, dtype=q.dtype, device=q.device)
-    return arm_context(q, prev, has_prev, parent, has_parent)
+    build = raster_context if cfg.arm_context == "raster" else arm_context
+    return build(q, prev, has_prev, parent, has_parent)
 
 
 # --------------------------------------------------------------------------- upsampling + synthesis
@@ -359,7 +398,7 @@ class Synthesis(nn.Module):
 class Arm(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
-        dims = [ARM_IN] + [cfg.arm_hidden] * cfg.arm_layers + [2]
+        dims = [cfg.arm_inputs] + [cfg.arm_hidden] * cfg.arm_layers + [2]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         with torch.no_grad():
             self.layers[-1].weight.mul_(0.1)
@@ -474,54 +513,124 @@ def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log2_scale: torch.Tensor) ->
 
 def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_params: list[torch.Tensor], coder,
                  values: list[torch.Tensor] | None = None, slice_bits: list[tuple[int, int, float]] | None = None) -> list[torch.Tensor]:
-    """Walk the latents in coding order, computing each step's tables with the fixed-point ARM.
+    """Walk the latents in coding order (levels coarse to fine), computing each step's tables with the fixed-point ARM.
 
     `coder.code(tid, symbols)` encodes (values given) or decodes (values None,
     returns symbols). Returns the latent grids (float64 integers).
     slice_bits: if a list, gets (level, slice, ideal bits under its tables) for every slice (stats only).
     """
+    code_level = _code_level_raster if cfg.arm_context == "raster" else _code_level_phases
     levels = [torch.zeros(s, dtype=torch.float64) for s in shapes]
     for level in reversed(range(cfg.n_levels)):
-        t, h, w = shapes[level]
-        phases = phase_map(h, w).reshape(-1)
-        positions = [torch.nonzero(phases == p).reshape(-1) for p in range(PHASES)]
-        zero = torch.zeros(1, h, w, dtype=torch.float64)
-        for n in range(t):
-            cur = levels[level][n : n + 1]
-            m = previous_slice(cfg, level, n)
-            prev = levels[level][m : m + 1] if m is not None else zero
-            has_prev = torch.tensor([0.0 if m is None else 1.0], dtype=torch.float64)
-            if level + 1 < cfg.n_levels:
-                parent = nearest_up(levels[level + 1][parent_index(cfg, level, n)][None], h, w)
-                has_parent = torch.ones(1, dtype=torch.float64)
-            else:
-                parent, has_parent = zero, torch.zeros(1, dtype=torch.float64)
-            flat = cur.view(-1)
-            bits = 0.0
-            for p in range(PHASES):
-                pos = positions[p]
-                if len(pos) == 0:
-                    continue
-                feats = arm_context(cur, prev, has_prev, parent, has_parent)[0, pos]
-                mu, log2_scale = arm_fixed(feats, arm_params)
-                whole, tid = table_index(mu, log2_scale)
-                whole_np, tid_np = whole.numpy(), tid.numpy()
-                if values is not None:
-                    q = values[level][n].reshape(-1)[pos].to(torch.int64).numpy()
-                    coder.code(tid_np, q - whole_np + RMAX)
-                else:
-                    sym = coder.code(tid_np)
-                    q = sym + whole_np - RMAX
-                    if q.min() < -LMAX or q.max() > LMAX:
-                        from codec_lab.errors import BitstreamError
-
-                        raise BitstreamError("a decoded latent is out of range: the file is damaged")
-                if slice_bits is not None:
-                    bits += float(table_bits(tid_np, q - whole_np + RMAX).sum())
-                flat[pos] = torch.from_numpy(q).to(torch.float64)
-            if slice_bits is not None:
-                slice_bits.append((level, n, bits))
+        bits = code_level(cfg, levels, level, arm_params, _SymbolCoder(coder, values[level] if values is not None else None))
+        if slice_bits is not None:
+            slice_bits.extend((level, n, float(b)) for n, b in enumerate(bits))
     return levels
+
+
+class _SymbolCoder:
+    """One level's latents through the range coder: encodes the given values or decodes (and range-checks) them."""
+
+    def __init__(self, coder, values: torch.Tensor | None) -> None:
+        self.coder = coder
+        self.values = values.reshape(-1).to(torch.int64).numpy() if values is not None else None
+
+    def code(self, flat_index: np.ndarray, mu: torch.Tensor, log2_scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The latents at `flat_index` of the level (given their ARM outputs), and each one's ideal bits."""
+        whole, tid = table_index(mu, log2_scale)
+        whole_np, tid_np = whole.numpy(), tid.numpy()
+        if self.values is not None:
+            q = self.values[flat_index]
+            self.coder.code(tid_np, q - whole_np + RMAX)
+        else:
+            q = self.coder.code(tid_np) + whole_np - RMAX
+            if q.min() < -LMAX or q.max() > LMAX:
+                from codec_lab.errors import BitstreamError
+
+                raise BitstreamError("a decoded latent is out of range: the file is damaged")
+        return q, table_bits(tid_np, q - whole_np + RMAX)
+
+
+def _parents(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> tuple[torch.Tensor, float]:
+    """Each slice's parent plane (the next coarser level brought up 2x2) and the has-parent flag."""
+    t, h, w = levels[level].shape
+    if level + 1 == cfg.n_levels:
+        return torch.zeros(t, h, w, dtype=torch.float64), 0.0
+    return nearest_up(levels[level + 1][[parent_index(cfg, level, n) for n in range(t)]], h, w), 1.0
+
+
+def _code_level_phases(cfg: CodecConfig, levels: list[torch.Tensor], level: int, arm_params, coder: _SymbolCoder) -> np.ndarray:
+    """The "phases" context (files before version 5): slice by slice, four phases of a 2x2 lattice each."""
+    t, h, w = levels[level].shape
+    phases = phase_map(h, w).reshape(-1)
+    positions = [torch.nonzero(phases == p).reshape(-1) for p in range(PHASES)]
+    zero = torch.zeros(1, h, w, dtype=torch.float64)
+    parents, has_parent = _parents(cfg, levels, level)
+    bits = np.zeros(t)
+    for n in range(t):
+        cur = levels[level][n : n + 1]
+        m = previous_slice(cfg, level, n)
+        prev = levels[level][m : m + 1] if m is not None else zero
+        has_prev = torch.tensor([0.0 if m is None else 1.0], dtype=torch.float64)
+        flat = cur.view(-1)
+        for p in range(PHASES):
+            pos = positions[p]
+            if len(pos) == 0:
+                continue
+            feats = arm_context(cur, prev, has_prev, parents[n : n + 1], torch.tensor([has_parent], dtype=torch.float64))[0, pos]
+            q, b = coder.code(n * h * w + pos.numpy(), *arm_fixed(feats, arm_params))
+            bits[n] += b.sum()
+            flat[pos] = torch.from_numpy(q).to(torch.float64)
+    return bits
+
+
+def wavefront(step: int, slices: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(slice, row, column) of the latents the "raster" context codes at `step`: slice n's wavefront
+    2i + j = step - WAVE_LAG * n, by slice then row. Steps run from 0 to last_wavefront_step."""
+    last = 2 * (height - 1) + (width - 1)
+    n = np.arange(max(0, -(-(step - last) // WAVE_LAG)), min(slices - 1, step // WAVE_LAG) + 1)
+    d = step - WAVE_LAG * n
+    lo, hi = np.maximum(0, (d - width + 2) // 2), np.minimum(height - 1, d // 2)
+    counts = np.maximum(0, hi - lo + 1)
+    total = int(counts.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = np.repeat(lo, counts) + within
+    return np.repeat(n, counts), rows, np.repeat(d, counts) - 2 * rows
+
+
+def last_wavefront_step(slices: int, height: int, width: int) -> int:
+    return 2 * (height - 1) + (width - 1) + WAVE_LAG * (slices - 1)
+
+
+def _code_level_raster(cfg: CodecConfig, levels: list[torch.Tensor], level: int, arm_params, coder: _SymbolCoder) -> np.ndarray:
+    """The "raster" context: all slices of the level in one sweep of wavefronts (see `wavefront`), each
+    step's latents coded at once. The level lives in a buffer with 2 zeros around every slice (the
+    contexts' edges) and one more all-zero slice, the previous slice of those that have none."""
+    t, h, w = levels[level].shape
+    wp = w + 4
+    plane = (h + 4) * wp
+    buf = torch.zeros((t + 1) * plane, dtype=torch.float64)
+    spatial_off = np.array([di * wp + dj for di, dj in RASTER_OFFSETS])
+    temporal_off = np.array([di * wp + dj for di in (-1, 0, 1) for dj in (-1, 0, 1)])
+    previous = np.array([t if m is None else m for m in (previous_slice(cfg, level, n) for n in range(t))])
+    parents, has_parent = _parents(cfg, levels, level)
+    parents = parents.reshape(-1)
+    bits = np.zeros(t)
+    for step in range(last_wavefront_step(t, h, w) + 1):
+        n, i, j = wavefront(step, t, h, w)
+        centre = (i + 2) * wp + j + 2
+        here, before = n * plane + centre, previous[n] * plane + centre
+        feats = torch.cat([
+            buf[torch.from_numpy(here[:, None] + spatial_off)],
+            buf[torch.from_numpy(before[:, None] + temporal_off)],
+            parents[torch.from_numpy(n * h * w + i * w + j)][:, None],
+            torch.from_numpy(np.stack([previous[n] != t, np.full(len(n), has_parent > 0)], 1).astype(np.float64)),
+        ], 1)
+        q, b = coder.code(n * h * w + i * w + j, *arm_fixed(feats, arm_params))
+        np.add.at(bits, n, b)
+        buf[torch.from_numpy(here)] = torch.from_numpy(q).to(torch.float64)
+    levels[level] = buf.view(t + 1, h + 4, wp)[:t, 2 : h + 2, 2 : w + 2].clone()
+    return bits
 
 
 def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field) -> tuple[torch.Tensor, torch.Tensor]:
@@ -568,7 +677,7 @@ def config_from_header(header) -> CodecConfig:
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
-                       header.intra_period)
+                       header.intra_period, header.arm_context)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

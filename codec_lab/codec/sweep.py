@@ -16,7 +16,7 @@ from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
-KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period"}
+KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -103,6 +103,12 @@ class SemanticLatentCodec:
         if "latent_levels" in settings:
             levels = int(settings["latent_levels"])
             preset = replace(preset, config=replace(preset.config, n_levels=levels, temporal_strides=(1,) * levels))
+        if "arm_context" in settings:  # "raster" (the default) or "phases" (what files before version 5 used): for A/B runs
+            from codec_lab.codec.bitstream import ARM_CONTEXTS
+
+            if settings["arm_context"] not in ARM_CONTEXTS:
+                raise CodecLabError(f"arm_context {settings['arm_context']!r} is not one of {', '.join(ARM_CONTEXTS)}")
+            preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
         period = settings.get("intra_period")
         return with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
                                int(period) if period is not None else None)

@@ -26,7 +26,6 @@ from torch import nn
 
 from codec_lab.codec import entropy, motion
 from codec_lab.codec.model import (
-    ARM_IN,
     Arm,
     CodecConfig,
     Synthesis,
@@ -181,7 +180,7 @@ class LatentModel(nn.Module):
                 stride = self.cfg.temporal_strides[level]
                 used = device_index(tuple(sorted({t // stride for t in frames})), q.device)
                 f, q = f.index_select(0, used), q.index_select(0, used)
-            feats.append(f.reshape(-1, ARM_IN))
+            feats.append(f.reshape(-1, f.shape[-1]))
             values.append(q.reshape(-1))
         # The finest level alone, the coarser ones (a third of the latents) as one batch: one ARM
         # pass and one rate term for six levels saves ~400 of an iteration's ~2,700 kernels (what
