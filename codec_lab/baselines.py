@@ -73,8 +73,14 @@ class ClassicalCodec:
         if not self.crf_limits[0] <= crf <= self.crf_limits[1]:
             raise CodecLabError(f"{self.name}: crf {crf} is outside {self.crf_limits[0]}..{self.crf_limits[1]}")
         options = {"crf": str(crf), "preset": preset}
-        if self.private_params_key == "x265-params":
-            options["x265-params"] = X265_PARAMS
+        params = [X265_PARAMS] if self.private_params_key == "x265-params" else []
+        if "keyint" in settings:  # a fixed intra period (e.g. to match a codec's), no scene-cut keyframes
+            keyint = int(settings["keyint"])
+            if self.private_params_key is None or keyint < 1:
+                raise CodecLabError(f"{self.name}: keyint {settings['keyint']!r} is not supported (x264 and x265 take a keyint of 1 or more)")
+            params.append(f"keyint={keyint}:min-keyint={keyint}:scenecut=0")
+        if params:
+            options[self.private_params_key] = ":".join(params)
         return self._encode_once(clip, options, path, bit_rate=None)
 
     def _encode_bitrate(self, clip: Clip, preset: str, kbps: float, path: Path) -> Encoded:

@@ -95,3 +95,20 @@ def test_a_decoder_that_adds_or_loses_frames_is_an_error_not_a_metric(tmp_path):
     with pytest.raises(CodecLabError, match="decoded 4 frames, the source has 3"):
         matched_to_source(longer, clip, Path("x.mp4"))
     assert matched_to_source(longer.head(3), clip, Path("x.mp4")).width == 35
+
+
+@pytest.mark.parametrize("name", ["x264", "x265"])
+def test_keyint_sets_the_intra_period(tmp_path, name):
+    import av
+
+    codec = get_codec(name)
+    clip = synthetic_clip(frames=7)
+    keys = {}
+    for keyint in (3, 250):
+        encoded = codec.encode(clip, {"crf": 30, "preset": "ultrafast", "keyint": keyint}, tmp_path / f"k{keyint}")
+        with av.open(str(encoded.path)) as container:
+            keys[keyint] = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]  # display order
+    assert keys[3] == [0, 3, 6]
+    assert keys[250] == [0]
+    with pytest.raises(CodecLabError, match="keyint"):
+        get_codec("av1").encode(clip, {"crf": 40, "keyint": 3}, tmp_path / "av1")

@@ -227,3 +227,12 @@ def test_resealed_mutations_reach_the_parser(good_file, data):
 @given(st.binary(min_size=0, max_size=200))
 def test_arbitrary_bytes_after_the_magic(tail):
     decode_or_error(reseal(bitstream.MAGIC + bytes([bitstream.VERSION]) + tail + b"\0\0\0\0"))
+
+
+def test_unknown_arm_context_is_refused(good_file):
+    header_len = struct.unpack(">H", good_file[5:7])[0]
+    assert bitstream.parse_file(good_file).header.arm_context == "raster"
+    data = bytearray(good_file)
+    data[7 + header_len - 1] = len(bitstream.ARM_CONTEXTS)  # the header's last byte: the ARM context id
+    with pytest.raises(BitstreamError, match="ARM context id"):
+        decode_bytes(reseal(bytes(data)))

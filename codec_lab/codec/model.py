@@ -53,7 +53,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_lab.codec.bitstream import ARM_CONTEXTS, MAX_INTRA_PERIOD, MOTION_BLOCKS, intra_frame
+from codec_lab.codec.bitstream import (
+    ARM_CONTEXTS,
+    MAX_INTRA_PERIOD,
+    MOTION_BLOCKS,
+    intra_frame,
+)
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
 from codec_lab.codec.motion import compensate, frame_taps
 
