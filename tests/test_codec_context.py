@@ -53,9 +53,9 @@ def test_coder_sees_the_features_training_prices(monkeypatch, context, intra_per
 
     real_level = getattr(model, f"_code_level_{context}")
 
-    def code_level(cfg_, levels, level, arm_params, coder):
+    def code_level(cfg_, shape, levels, level, arm_params, coder):
         level_now[0] = level
-        return real_level(cfg_, levels, level, arm_params, coder)
+        return real_level(cfg_, shape, levels, level, arm_params, coder)
 
     monkeypatch.setattr(model._SymbolCoder, "code", code)
     monkeypatch.setattr(model, "arm_fixed", arm_fixed)

@@ -525,9 +525,10 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
     slice_bits: if a list, gets (level, slice, ideal bits under its tables) for every slice (stats only).
     """
     code_level = _code_level_raster if cfg.arm_context == "raster" else _code_level_phases
-    levels = [torch.zeros(s, dtype=torch.float64) for s in shapes]
+    levels: list[torch.Tensor] = [torch.empty(0)] * cfg.n_levels  # each filled once coded, coarse to fine
     for level in reversed(range(cfg.n_levels)):
-        bits = code_level(cfg, levels, level, arm_params, _SymbolCoder(coder, values[level] if values is not None else None))
+        levels[level], bits = code_level(cfg, shapes[level], levels, level, arm_params,
+                                         _SymbolCoder(coder, values[level] if values is not None else None))
         if slice_bits is not None:
             slice_bits.extend((level, n, float(b)) for n, b in enumerate(bits))
     return levels
@@ -556,26 +557,29 @@ class _SymbolCoder:
         return q, table_bits(tid_np, q - whole_np + RMAX)
 
 
-def _parents(cfg: CodecConfig, levels: list[torch.Tensor], level: int) -> tuple[torch.Tensor, float]:
-    """Each slice's parent plane (the next coarser level brought up 2x2) and the has-parent flag."""
-    t, h, w = levels[level].shape
+def _parents(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int) -> tuple[torch.Tensor, float]:
+    """Each slice's parent plane (the next coarser level, already coded, brought up 2x2) and the has-parent flag."""
+    t, h, w = shape
     if level + 1 == cfg.n_levels:
         return torch.zeros(t, h, w, dtype=torch.float64), 0.0
     return nearest_up(levels[level + 1][[parent_index(cfg, level, n) for n in range(t)]], h, w), 1.0
 
 
-def _code_level_phases(cfg: CodecConfig, levels: list[torch.Tensor], level: int, arm_params, coder: _SymbolCoder) -> np.ndarray:
-    """The "phases" context (files before version 5): slice by slice, four phases of a 2x2 lattice each."""
-    t, h, w = levels[level].shape
+def _code_level_phases(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int, arm_params,
+                       coder: _SymbolCoder) -> tuple[torch.Tensor, np.ndarray]:
+    """The "phases" context (files before version 5): slice by slice, four phases of a 2x2 lattice each.
+    Returns the level's latents and each slice's bits."""
+    t, h, w = shape
+    coded = torch.zeros(shape, dtype=torch.float64)
     phases = phase_map(h, w).reshape(-1)
     positions = [torch.nonzero(phases == p).reshape(-1) for p in range(PHASES)]
     zero = torch.zeros(1, h, w, dtype=torch.float64)
-    parents, has_parent = _parents(cfg, levels, level)
+    parents, has_parent = _parents(cfg, shape, levels, level)
     bits = np.zeros(t)
     for n in range(t):
-        cur = levels[level][n : n + 1]
+        cur = coded[n : n + 1]
         m = previous_slice(cfg, level, n)
-        prev = levels[level][m : m + 1] if m is not None else zero
+        prev = coded[m : m + 1] if m is not None else zero
         has_prev = torch.tensor([0.0 if m is None else 1.0], dtype=torch.float64)
         flat = cur.view(-1)
         for p in range(PHASES):
@@ -586,7 +590,7 @@ def _code_level_phases(cfg: CodecConfig, levels: list[torch.Tensor], level: int,
             q, b = coder.code(n * h * w + pos.numpy(), *arm_fixed(feats, arm_params))
             bits[n] += b.sum()
             flat[pos] = torch.from_numpy(q).to(torch.float64)
-    return bits
+    return coded, bits
 
 
 def wavefront(step: int, slices: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -607,18 +611,20 @@ def last_wavefront_step(slices: int, height: int, width: int) -> int:
     return 2 * (height - 1) + (width - 1) + WAVE_LAG * (slices - 1)
 
 
-def _code_level_raster(cfg: CodecConfig, levels: list[torch.Tensor], level: int, arm_params, coder: _SymbolCoder) -> np.ndarray:
+def _code_level_raster(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int, arm_params,
+                       coder: _SymbolCoder) -> tuple[torch.Tensor, np.ndarray]:
     """The "raster" context: all slices of the level in one sweep of wavefronts (see `wavefront`), each
     step's latents coded at once. The level lives in a buffer with 2 zeros around every slice (the
-    contexts' edges) and one more all-zero slice, the previous slice of those that have none."""
-    t, h, w = levels[level].shape
+    contexts' edges) and one more all-zero slice, the previous slice of those that have none; the
+    level returned is a view of it (no second copy of the largest tensor the decoder holds)."""
+    t, h, w = shape
     wp = w + 4
     plane = (h + 4) * wp
     buf = torch.zeros((t + 1) * plane, dtype=torch.float64)
     spatial_off = np.array([di * wp + dj for di, dj in RASTER_OFFSETS])
     temporal_off = np.array([di * wp + dj for di in (-1, 0, 1) for dj in (-1, 0, 1)])
     previous = np.array([t if m is None else m for m in (previous_slice(cfg, level, n) for n in range(t))])
-    parents, has_parent = _parents(cfg, levels, level)
+    parents, has_parent = _parents(cfg, shape, levels, level)
     parents = parents.reshape(-1)
     bits = np.zeros(t)
     for step in range(last_wavefront_step(t, h, w) + 1):
@@ -634,8 +640,7 @@ def _code_level_raster(cfg: CodecConfig, levels: list[torch.Tensor], level: int,
         q, b = coder.code(n * h * w + i * w + j, *arm_fixed(feats, arm_params))
         np.add.at(bits, n, b)
         buf[torch.from_numpy(here)] = torch.from_numpy(q).to(torch.float64)
-    levels[level] = buf.view(t + 1, h + 4, wp)[:t, 2 : h + 2, 2 : w + 2].clone()
-    return bits
+    return buf.view(t + 1, h + 4, wp)[:t, 2 : h + 2, 2 : w + 2], bits
 
 
 def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field) -> tuple[torch.Tensor, torch.Tensor]:
