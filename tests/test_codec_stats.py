@@ -48,6 +48,9 @@ def test_frames_latents_sum_to_the_latent_section(encoded):
     assert abs(total - stats.latent_section) <= 8 + 0.01 * stats.latent_section
     assert all(f.latent_bytes > 0 for f in stats.frames)
     assert stats.frames[0].latent_bytes > stats.frames[1].latent_bytes  # an intra frame pays for its whole picture
+    # the motion section: each predicted frame's two scale ids and vectors; intra frames have none
+    assert [f.motion_bytes > 0 for f in stats.frames] == [False, True, False]
+    assert abs(sum(f.motion_bytes for f in stats.frames) - stats.motion_section) <= 8
 
 
 def test_frame_psnr_is_measured_on_the_decoded_frames(encoded):

@@ -213,8 +213,9 @@ def encode_fields(fields: list[np.ndarray]) -> bytes:
     return bytes(scale_ids) + coder.finish()
 
 
-def decode_fields(data: bytes, count: int, blocks: tuple[int, int]) -> list[np.ndarray]:
-    """The `count` fields of `blocks` = (by, bx) vectors each from a motion section; BitstreamError if damaged."""
+def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: list[float] | None = None) -> list[np.ndarray]:
+    """The `count` fields of `blocks` = (by, bx) vectors each from a motion section; BitstreamError if damaged.
+    frame_bits: if a list, gets each field's bits (its two scale ids, its vectors' ideal code lengths; stats only)."""
     by, bx = blocks
     n_ids = 2 * count
     if len(data) < n_ids:
@@ -228,6 +229,8 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int]) -> list[np.n
     fields = []
     for frame_ids in ids:
         tid = (_MEAN_TABLE * entropy.NS + frame_ids)[None, :].repeat(by * bx, 0).reshape(-1)
-        diffs = (decoder.code(tid) - entropy.RMAX).reshape(by, bx, 2)
-        fields.append(_undifferences(diffs))
+        symbols = decoder.code(tid)
+        if frame_bits is not None:
+            frame_bits.append(16.0 + float(entropy.table_bits(tid, symbols).sum()))
+        fields.append(_undifferences((symbols - entropy.RMAX).reshape(by, bx, 2)))
     return fields

@@ -1,4 +1,4 @@
-"""Where a .clv file's bytes go: its sections, each network's weights and every frame's latents.
+"""Where a .clv file's bytes go: its sections, each network's weights, every frame's latents and motion vectors.
 
 The per-frame latent figures are the ideal code lengths under the file's own (integer) tables,
 computed while decoding; the range coder's section is within a few bytes of their sum. A latent
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec_lab.codec import bitstream
+from codec_lab.codec import bitstream, motion
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.model import (
     arm_param_shapes,
@@ -30,6 +30,7 @@ class FrameStats:
     index: int
     kind: str  # "I" (from its latents alone) or "P" (corrects its prediction from the previous frame)
     latent_bytes: float
+    motion_bytes: float  # its motion vectors and their two scale ids (0 for an intra frame, or without motion)
     psnr_y: float | None = None
     psnr_yuv: float | None = None
 
@@ -61,11 +62,11 @@ class FileStats:
             f"  motion vectors   {share(self.motion_section)}",
             f"  latents          {share(self.latent_section)}",
             "",
-            "frame kind latent bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
+            "frame kind latent bytes motion bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
         ]
         for f in self.frames:
             quality = f"  {f.psnr_y:6.2f}  {f.psnr_yuv:8.2f}" if f.psnr_y is not None else ""
-            out.append(f"{f.index:5d}  {f.kind}   {f.latent_bytes:10.0f}{quality}")
+            out.append(f"{f.index:5d}  {f.kind}   {f.latent_bytes:10.0f} {f.motion_bytes:12.0f}{quality}")
         return out
 
 
@@ -87,8 +88,14 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
     per_frame = np.zeros(header.frames)
     for level, n, bits in slices:
         per_frame[n * cfg.temporal_strides[level]] += bits
+    motion_bits = dict.fromkeys(range(header.frames), 0.0)
+    predicted = cfg.inter_frames(header.frames)
+    if cfg.motion_block and predicted:
+        bits: list[float] = []
+        motion.decode_fields(parsed.motion, len(predicted), motion.grid(*header.padded_size, cfg.motion_block), bits)
+        motion_bits.update(zip(predicted, bits))
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
-    frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, *quality[t]) for t in range(header.frames)]
+    frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, motion_bits[t] / 8, *quality[t]) for t in range(header.frames)]
     header_bytes = int.from_bytes(data[5:7], "big")  # after the magic and the version (parse_file checked it)
     sections = len(parsed.weights) + len(parsed.motion) + len(parsed.latents)
     return FileStats(
