@@ -65,6 +65,8 @@ class ClassicalCodec:
         path = Path(f"{out_stem}.mp4")
         preset = str(settings.get("preset", self.preset))
         if "kbps" in settings:
+            if "keyint" in settings:
+                raise CodecLabError(f"{self.name}: keyint is a crf-mode setting; leave it out with a target bitrate")
             kbps = float(settings["kbps"])
             if kbps <= 0:
                 raise CodecLabError(f"target bitrate must be positive, got {kbps} kbps")

@@ -112,3 +112,5 @@ def test_keyint_sets_the_intra_period(tmp_path, name):
     assert keys[250] == [0]
     with pytest.raises(CodecLabError, match="keyint"):
         get_codec("av1").encode(clip, {"crf": 40, "keyint": 3}, tmp_path / "av1")
+    with pytest.raises(CodecLabError, match="keyint"):
+        codec.encode(clip, {"kbps": 200, "keyint": 3}, tmp_path / "kbps")

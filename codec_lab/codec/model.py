@@ -527,8 +527,8 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
     code_level = _code_level_raster if cfg.arm_context == "raster" else _code_level_phases
     levels: list[torch.Tensor] = [torch.empty(0)] * cfg.n_levels  # each filled once coded, coarse to fine
     for level in reversed(range(cfg.n_levels)):
-        levels[level], bits = code_level(cfg, shapes[level], levels, level, arm_params,
-                                         _SymbolCoder(coder, values[level] if values is not None else None))
+        symbols = _SymbolCoder(coder, values[level] if values is not None else None, with_bits=slice_bits is not None)
+        levels[level], bits = code_level(cfg, shapes[level], levels, level, arm_params, symbols)
         if slice_bits is not None:
             slice_bits.extend((level, n, float(b)) for n, b in enumerate(bits))
     return levels
@@ -537,12 +537,14 @@ def code_latents(cfg: CodecConfig, shapes: list[tuple[int, int, int]], arm_param
 class _SymbolCoder:
     """One level's latents through the range coder: encodes the given values or decodes (and range-checks) them."""
 
-    def __init__(self, coder, values: torch.Tensor | None) -> None:
+    def __init__(self, coder, values: torch.Tensor | None, with_bits: bool = False) -> None:
         self.coder = coder
         self.values = values.reshape(-1).to(torch.int64).numpy() if values is not None else None
+        self.with_bits = with_bits
 
     def code(self, flat_index: np.ndarray, mu: torch.Tensor, log2_scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The latents at `flat_index` of the level (given their ARM outputs), and each one's ideal bits."""
+        """The latents at `flat_index` of the level (given their ARM outputs), and each one's ideal bits
+        (zeros unless with_bits: a table lookup and a log per latent that only statistics need)."""
         whole, tid = table_index(mu, log2_scale)
         whole_np, tid_np = whole.numpy(), tid.numpy()
         if self.values is not None:
@@ -554,15 +556,8 @@ class _SymbolCoder:
                 from codec_lab.errors import BitstreamError
 
                 raise BitstreamError("a decoded latent is out of range: the file is damaged")
-        return q, table_bits(tid_np, q - whole_np + RMAX)
+        return q, table_bits(tid_np, q - whole_np + RMAX) if self.with_bits else np.zeros(len(q))
 
-
-def _parents(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int) -> tuple[torch.Tensor, float]:
-    """Each slice's parent plane (the next coarser level, already coded, brought up 2x2) and the has-parent flag."""
-    t, h, w = shape
-    if level + 1 == cfg.n_levels:
-        return torch.zeros(t, h, w, dtype=torch.float64), 0.0
-    return nearest_up(levels[level + 1][[parent_index(cfg, level, n) for n in range(t)]], h, w), 1.0
 
 
 def _code_level_phases(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int, arm_params,
@@ -574,19 +569,20 @@ def _code_level_phases(cfg: CodecConfig, shape: tuple[int, int, int], levels: li
     phases = phase_map(h, w).reshape(-1)
     positions = [torch.nonzero(phases == p).reshape(-1) for p in range(PHASES)]
     zero = torch.zeros(1, h, w, dtype=torch.float64)
-    parents, has_parent = _parents(cfg, shape, levels, level)
+    has_parent = torch.tensor([1.0 if level + 1 < cfg.n_levels else 0.0], dtype=torch.float64)
     bits = np.zeros(t)
     for n in range(t):
         cur = coded[n : n + 1]
         m = previous_slice(cfg, level, n)
         prev = coded[m : m + 1] if m is not None else zero
+        parent = nearest_up(levels[level + 1][parent_index(cfg, level, n)][None], h, w) if has_parent else zero
         has_prev = torch.tensor([0.0 if m is None else 1.0], dtype=torch.float64)
         flat = cur.view(-1)
         for p in range(PHASES):
             pos = positions[p]
             if len(pos) == 0:
                 continue
-            feats = arm_context(cur, prev, has_prev, parents[n : n + 1], torch.tensor([has_parent], dtype=torch.float64))[0, pos]
+            feats = arm_context(cur, prev, has_prev, parent, has_parent)[0, pos]
             q, b = coder.code(n * h * w + pos.numpy(), *arm_fixed(feats, arm_params))
             bits[n] += b.sum()
             flat[pos] = torch.from_numpy(q).to(torch.float64)
@@ -624,18 +620,24 @@ def _code_level_raster(cfg: CodecConfig, shape: tuple[int, int, int], levels: li
     spatial_off = np.array([di * wp + dj for di, dj in RASTER_OFFSETS])
     temporal_off = np.array([di * wp + dj for di in (-1, 0, 1) for dj in (-1, 0, 1)])
     previous = np.array([t if m is None else m for m in (previous_slice(cfg, level, n) for n in range(t))])
-    parents, has_parent = _parents(cfg, shape, levels, level)
-    parents = parents.reshape(-1)
+    has_parent = level + 1 < cfg.n_levels
+    if has_parent:  # a latent's parent: the coarser level's latent at (i // 2, j // 2) in the slice parent_index names
+        coarser = levels[level + 1].reshape(-1)
+        _, ch, cw = levels[level + 1].shape
+        parent_slice = np.array([parent_index(cfg, level, n) for n in range(t)])
     bits = np.zeros(t)
     for step in range(last_wavefront_step(t, h, w) + 1):
         n, i, j = wavefront(step, t, h, w)
+        if len(n) == 0:  # a level one latent wide, or slices too small to fill the lag between them
+            continue
         centre = (i + 2) * wp + j + 2
         here, before = n * plane + centre, previous[n] * plane + centre
+        parent = coarser[torch.from_numpy((parent_slice[n] * ch + i // 2) * cw + j // 2)] if has_parent else torch.zeros(len(n), dtype=torch.float64)
         feats = torch.cat([
             buf[torch.from_numpy(here[:, None] + spatial_off)],
             buf[torch.from_numpy(before[:, None] + temporal_off)],
-            parents[torch.from_numpy(n * h * w + i * w + j)][:, None],
-            torch.from_numpy(np.stack([previous[n] != t, np.full(len(n), has_parent > 0)], 1).astype(np.float64)),
+            parent[:, None],
+            torch.from_numpy(np.stack([previous[n] != t, np.full(len(n), has_parent)], 1).astype(np.float64)),
         ], 1)
         q, b = coder.code(n * h * w + i * w + j, *arm_fixed(feats, arm_params))
         np.add.at(bits, n, b)

@@ -108,10 +108,11 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
 def _network_bytes(parsed: bitstream.Parsed, cfg) -> dict[str, float]:
     shapes = {"synthesis": synth_param_shapes(cfg), "inter synthesis": synth_param_shapes(cfg, inter=True), "ARM": arm_param_shapes(cfg)}
     ints, _ = bitstream.unpack_weights(parsed.weights, [s for group in shapes.values() for s in group], parsed.version)
+    no_coarsening = bitstream.COARSEN_BITS if parsed.version < 4 else 0  # a field weight_bits counts, added in version 4
     out, start = {}, 0
     for name, group in shapes.items():
         if group:
-            out[name] = sum(bitstream.weight_bits(t) for t in ints[start : start + len(group)]) / 8
+            out[name] = sum(bitstream.weight_bits(t) - no_coarsening for t in ints[start : start + len(group)]) / 8
         start += len(group)
     return out
 
