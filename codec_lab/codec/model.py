@@ -28,7 +28,7 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
   `raster` (format version 5 on): the 8 neighbours before it in raster order
   within two rows and two columns, the same for every latent (20 inputs);
   decoded by wavefronts (2i + j constant, each slice a few wavefronts behind the
-  one before: `raster_schedule`), so in a few thousand parallel steps.
+  one before: `wavefront`), so in a few thousand parallel steps.
   `phases` (files before version 5): four phases of a 2x2 lattice, a latent
   sees the 8 neighbours earlier phases decoded plus its phase (24 inputs); a
   quarter of the latents then see no neighbour at all, which cost 17-27% more
@@ -256,7 +256,6 @@ def raster_context(cur: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor
     temporal = F.unfold(prev[:, None], 3, padding=1)
     flags = torch.stack([has_prev, has_parent], dim=1).to(cur.dtype)[:, :, None].expand(n, 2, hw)
     return torch.cat([spatial, temporal, parent.reshape(n, 1, hw), flags], dim=1).transpose(1, 2)
-
 
 
 def parent_index(cfg: CodecConfig, level: int, slice_index: int) -> int:
@@ -557,7 +556,6 @@ class _SymbolCoder:
 
                 raise BitstreamError("a decoded latent is out of range: the file is damaged")
         return q, table_bits(tid_np, q - whole_np + RMAX) if self.with_bits else np.zeros(len(q))
-
 
 
 def _code_level_phases(cfg: CodecConfig, shape: tuple[int, int, int], levels: list[torch.Tensor], level: int, arm_params,
