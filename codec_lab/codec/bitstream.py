@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -232,16 +233,28 @@ def parse_file(data: bytes) -> Parsed:
     return Parsed(header, weights, latents, len(data), motion, version)
 
 
-def read_header(path: str | Path) -> Header:
-    """The header of the .clv file at `path` (the whole file is checked as parse_file does)."""
+def read_file(path: str | Path) -> bytes:
+    """A .clv file's bytes, or a BitstreamError that says why they cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+@contextmanager
+def naming(path: str | Path):
+    """BitstreamErrors raised inside name the file they are about."""
     try:
-        return parse_file(data).header
+        yield
     except BitstreamError as exc:
         raise BitstreamError(f"{path}: {exc}") from None
+
+
+def read_header(path: str | Path) -> Header:
+    """The header of the .clv file at `path` (the whole file is checked as parse_file does)."""
+    data = read_file(path)
+    with naming(path):
+        return parse_file(data).header
 
 
 # --------------------------------------------------------------------------- weights (signed exp-Golomb)

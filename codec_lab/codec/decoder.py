@@ -73,12 +73,6 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
 
 
 def decode_file(path: str | Path, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> Decoded:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
+    data = bitstream.read_file(path)
+    with bitstream.naming(path):
         return decode_bytes(data, max_pixels=max_pixels)
-    except BitstreamError as exc:
-        raise BitstreamError(f"{path}: {exc}") from None

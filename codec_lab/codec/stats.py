@@ -20,7 +20,6 @@ from codec_lab.codec.model import (
     config_from_header,
     synth_param_shapes,
 )
-from codec_lab.errors import BitstreamError
 from codec_lab.metrics import bitrate_kbps, check_comparable, psnr, psnr_yuv
 from codec_lab.video.frames import Clip
 
@@ -72,16 +71,10 @@ class FileStats:
 
 def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> FileStats:
     """Decode `path` and account for its bytes; with `source` (its first frames are compared), per-frame PSNR."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from None
+    data = bitstream.read_file(path)
     slices: list[tuple[int, int, float]] = []
-    try:
+    with bitstream.naming(path):
         decoded = decode_bytes(data, max_pixels=max_pixels, slice_bits=slices)
-    except BitstreamError as exc:
-        raise BitstreamError(f"{path}: {exc}") from None
     parsed = bitstream.parse_file(data)
     header = parsed.header
     cfg = config_from_header(header)
