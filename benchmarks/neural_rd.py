@@ -152,6 +152,8 @@ def main() -> int:
     parser.add_argument("--prediction", default=DEFAULT_PREDICTION, choices=("intra", "previous", "motion"),
                         help=f"semantic_latent's frame prediction (default {DEFAULT_PREDICTION})")
     parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
+    parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
+                        help="with an intra period: key frames after frame 0 predicted from the key frame before, not intra (default: the preset's)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")
@@ -191,7 +193,8 @@ def main() -> int:
         def settings(lm: float) -> dict:
             return {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
                     **({"intra_period": args.intra_period} if args.intra_period is not None else {}),
-                    **({"arm_context": args.arm_context} if args.arm_context else {})}
+                    **({"arm_context": args.arm_context} if args.arm_context else {}),
+                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {})}
 
         def stem(name: str, lm: float) -> str:
             return str(out / name / f"semantic_latent_l{lm:g}")

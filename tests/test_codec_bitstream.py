@@ -146,10 +146,11 @@ def test_hostile_inter_networks(good_file):
             decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_older_versions_still_decode(tmp_path, version):
     """Version 1 (all-intra) lacks the inter fields, version 2 the motion field and section, version 3
-    the intra period, version 4 the ARM context (its files all use the "phases" one): the same frames come out."""
+    the intra period, version 4 the ARM context (its files all use the "phases" one), version 5 the
+    key prediction flag: the same frames come out."""
     path = tmp_path / "intra.clv"
     preset = replace(PRESETS["test"], iterations=5)
     preset = replace(preset, config=replace(preset.config, arm_context="phases"))
@@ -157,9 +158,9 @@ def test_older_versions_still_decode(tmp_path, version):
     good_file = path.read_bytes()
     parsed = bitstream.parse_file(good_file)
     assert not parsed.header.inter_synth and not parsed.header.motion_block and parsed.header.arm_context == "phases"
-    # version 5 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
-    # the intra period (u16), the ARM context (u8)
-    body = bitstream.pack_header(parsed.header)[: {1: -6, 2: -4, 3: -3, 4: -1}[version]]
+    # version 6 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
+    # the intra period (u16), the ARM context (u8), the key prediction flag (u8)
+    body = bitstream.pack_header(parsed.header)[: {1: -7, 2: -5, 3: -4, 4: -2, 5: -1}[version]]
     old = bitstream.MAGIC + struct.pack(">BH", version, len(body)) + body
     weights = parsed.weights
     if version < 4:  # version 4's weights section gives each tensor a coarsening: before, every tensor had its network's step
@@ -233,9 +234,24 @@ def test_unknown_arm_context_is_refused(good_file):
     header_len = struct.unpack(">H", good_file[5:7])[0]
     assert bitstream.parse_file(good_file).header.arm_context == "raster"
     data = bytearray(good_file)
-    data[7 + header_len - 1] = len(bitstream.ARM_CONTEXTS)  # the header's last byte: the ARM context id
+    data[7 + header_len - 2] = len(bitstream.ARM_CONTEXTS)  # the header's last byte but one: the ARM context id
     with pytest.raises(BitstreamError, match="ARM context id"):
         decode_bytes(reseal(bytes(data)))
+
+
+def test_a_bad_key_prediction_flag_is_refused(good_file):
+    """The header's last byte: 0 or 1, and 1 only with an inter synthesis and an intra period."""
+    header_len = struct.unpack(">H", good_file[5:7])[0]
+    header = bitstream.parse_file(good_file).header
+    assert not header.key_prediction
+    for flag, message in ((2, "key prediction flag 2"), (1, "key prediction without")):
+        data = bytearray(good_file)
+        data[7 + header_len - 1] = flag
+        if flag == 1 and header.inter_synth and header.intra_period:
+            decode_bytes(reseal(bytes(data)))  # a legal flag: it decodes (other frames, same sizes)
+            continue
+        with pytest.raises(BitstreamError, match=message):
+            decode_bytes(reseal(bytes(data)))
 
 
 def test_a_version_4_file_written_by_the_old_encoder_decodes_to_the_same_frames():

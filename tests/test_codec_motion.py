@@ -209,23 +209,46 @@ def test_the_arm_sees_the_previous_slice_of_the_same_kind(period, strides, expec
     assert [previous_slice(all_intra, 0, n) for n in range(4)] == [None, 0, 1, 2]
 
 
-@pytest.mark.parametrize("period, frame_2_changes", [(0, True), (2, False)])
-def test_an_intra_frame_restarts_the_chain(period, frame_2_changes):
-    """With an intra period of 2, frame 2 is decoded from its own latents: what frame 1 decodes to does not reach it."""
-    cfg = replace(with_prediction(TEST, "motion", intra_period=period).config, motion_block=8)
-    assert cfg.inter_frames(3) == ([1, 2] if period == 0 else [1])
-    shapes = level_shapes(cfg, 3, 16, 16)
+@pytest.mark.parametrize(
+    "period, key_prediction, predicted, changed_by_1, changed_by_0",
+    [
+        (0, False, [1, 2, 3], [1, 2, 3], [0, 1, 2, 3]),  # one chain
+        (2, False, [1, 3], [1], [0, 1]),  # frame 2 is intra: the chain restarts there
+        (2, True, [1, 2, 3], [1], [0, 1, 2, 3]),  # frame 2 is predicted from frame 0, not from frame 1
+    ],
+)
+def test_which_frames_a_frame_reaches(period, key_prediction, predicted, changed_by_1, changed_by_0):
+    """What changing one frame's latents changes in the decoded clip: the frames predicted from it, directly
+    or down a chain. With an intra period of 2, frame 2 is decoded from its own latents; with key
+    prediction it is predicted from key frame 0, and frame 3 from it."""
+    cfg = replace(with_prediction(TEST, "motion", intra_period=period, key_prediction=key_prediction).config, motion_block=8)
+    assert cfg.inter_frames(4) == predicted
+    assert [cfg.reference(t) for t in predicted] == [t - 2 if key_prediction and t == 2 else t - 1 for t in predicted]
+    shapes = level_shapes(cfg, 4, 16, 16)
     gen = torch.Generator().manual_seed(0)
     levels = [torch.randint(-3, 4, s, generator=gen).to(torch.float64) for s in shapes]
     synth = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg)], 8)
     inter = dequantize([torch.randint(-200, 200, s, generator=gen) for s in synth_param_shapes(cfg, inter=True)], 8)
-    fields = [_field(2, 2, (0, 0))] * len(cfg.inter_frames(3))
-    before = reconstruct(cfg, levels, synth, 3, 16, 16, inter, fields)
-    for level in levels:
-        level[1] += 2
-    after = reconstruct(cfg, levels, synth, 3, 16, 16, inter, fields)
-    assert not np.array_equal(before[0][1], after[0][1])
-    assert np.array_equal(before[0][2], after[0][2]) != frame_2_changes
+    fields = [_field(2, 2, (0, 0))] * len(predicted)
+    before = reconstruct(cfg, levels, synth, 4, 16, 16, inter, fields)
+    for frame, expected in ((1, changed_by_1), (0, changed_by_0)):
+        moved = [level.clone() for level in levels]
+        for level in moved:
+            level[frame] += 2
+        after = reconstruct(cfg, moved, synth, 4, 16, 16, inter, fields)
+        assert [t for t in range(4) if not np.array_equal(before[0][t], after[0][t])] == expected
+
+
+def test_a_key_frame_is_searched_on_the_key_frame_before_and_farther():
+    """Key prediction: frame 2's field is searched on frame 0, within FAR_SEARCH_RANGE (a 20-pixel
+    pan over two frames is found; the neighbouring frames' range, 16, could not reach it)."""
+    from codec_lab.codec.motion_search import FAR_SEARCH_RANGE, SEARCH_RANGE, estimate_motion
+
+    assert SEARCH_RANGE < 20 <= FAR_SEARCH_RANGE
+    base = np.random.default_rng(5).integers(0, 256, (64, 96)).astype(np.uint8)
+    y = np.stack([np.pad(base, 20, mode="edge")[20 : 20 + 64, 20 - s : 20 - s + 96] for s in (0, 10, 20)])  # 10 px right a frame
+    near, far = estimate_motion(y, 16, [1, 2], references=[0, 0])
+    assert (near[1:-1, 1:-2] == (0, -20)).all() and (far[1:-1, 1:-2] == (0, -40)).all()  # half pixels
 
 
 # --------------------------------------------------------------------------- hostile motion sections
@@ -241,6 +264,22 @@ def motion_file(tmp_path_factory) -> bytes:
 def _with_motion(data: bytes, section: bytes, **header) -> bytes:
     parsed = bitstream.parse_file(data)
     return bitstream.write_file(replace(parsed.header, **header), parsed.weights, parsed.latents, section)
+
+
+def test_a_key_prediction_file_round_trips(tmp_path):
+    """The encoder writes the flag, searches the key frame on its key frame, and its reconstruction is what
+    the decoder makes of the file (5 frames, key frames 0, 2, 4: 0 intra, 2 from 0, 4 from 2)."""
+    from codec_lab.codec.stats import file_stats
+
+    path = tmp_path / "key.clv"
+    result = encode_clip(synthetic_clip(frames=5, height=32, width=32), path, lmbda=1e-3,
+                         preset=with_prediction(TEST, "motion", intra_period=2, key_prediction=True))
+    header = bitstream.parse_file(path.read_bytes()).header
+    assert header.key_prediction and header.intra_period == 2
+    decoded = decode_bytes(path.read_bytes()).clip
+    assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
+    frames = file_stats(path).frames
+    assert [(f.kind, f.reference) for f in frames] == [("I", None), ("P", 0), ("P", 0), ("P", 2), ("P", 2)]
 
 
 def test_motion_file_header_and_section(motion_file):

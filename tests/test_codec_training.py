@@ -92,9 +92,11 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     assert warm_up < len(shown) * (INTRA_WARMUP + 0.1)
 
 
-def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
-    """render batches the k-th predicted frame of every chain; the result is each chain computed
-    one frame after another (frames 0, 3, 6 intra: chains 0-1-2, 3-4-5 and 6)."""
+@pytest.mark.parametrize("key_prediction", [False, True])
+def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains(key_prediction):
+    """render batches the frames k predictions from their intra frame; the result is each chain
+    computed one frame after another. Key frames 0, 3, 6: intra, chains 0-1-2, 3-4-5 and 6; with
+    key prediction only 0 is intra, and 3 is predicted from 0, 6 from 3 (a tree of depth 3)."""
     import numpy as np
 
     from codec_lab.codec.model import (
@@ -106,7 +108,7 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
     from codec_lab.codec.training import _ste_prediction
 
     preset = with_prediction(PRESETS["test"], "motion", intra_period=3)
-    cfg = replace(preset.config, motion_block=8)
+    cfg = replace(preset.config, motion_block=8, key_prediction=key_prediction)
     frames, h, w = 7, 16, 24
     rng = np.random.default_rng(0)
     fields = {t: rng.integers(-6, 7, (2, 3, 2)) for t in cfg.inter_frames(frames)}
@@ -124,17 +126,19 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains():
         if cfg.is_intra(t):
             yt, uvt = to_420(model.synth(x[t : t + 1]))
         else:
-            pred_y, pred_uv = _ste_prediction(ref_y[t - 1], ref_uv[t - 1], model.motion_taps(t))
+            r = t - 3 if key_prediction and t % 3 == 0 else t - 1
+            pred_y, pred_uv = _ste_prediction(ref_y[r], ref_uv[r], model.motion_taps(t))
             yt, uvt = add_correction(model.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)), pred_y, pred_uv)
         ref_y.append(yt)
         ref_uv.append(uvt)
     assert torch.allclose(y, torch.cat(ref_y), atol=1e-6) and torch.allclose(uv, torch.cat(ref_uv), atol=1e-6)
-    assert model._waves(tuple(range(frames)), torch.device("cpu"))[0] == [[0, 3, 6], [1, 4], [2, 5]]
-    y[5].sum().backward(retain_graph=True)  # frame 5 comes from 4, from intra frame 3: the gradient goes up the chain
+    waves = model._waves(tuple(range(frames)), torch.device("cpu"))[0]
+    assert waves == ([[0], [1, 3], [2, 4, 6], [5]] if key_prediction else [[0, 3, 6], [1, 4], [2, 5]])
+    y[5].sum().backward(retain_graph=True)  # frame 5 comes from 4, from frame 3, ...: the gradient goes up the chain
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.synth.parameters())
     model.zero_grad(set_to_none=True)
-    y[6].sum().backward()  # an intra frame: nothing of the inter network in it
-    assert all(p.grad is None or not p.grad.any() for p in model.inter.parameters())
+    y[6].sum().backward()  # intra, or predicted from 3 (and so from 0)
+    assert key_prediction == any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.inter.parameters())
 
 
 def test_channels_last_renders_the_same_frames():

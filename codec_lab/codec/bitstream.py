@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (5; versions 1 to 4, which lack the later fields, still decode)
+    4       1     format version (6; versions 1 to 5, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -17,7 +17,10 @@ Layout (all integers big-endian):
                   [version 3] motion block size u8 (0: no motion vectors),
                   [version 4] intra period u16 (0: only frame 0 is intra),
                   [version 5] ARM context u8 (0: 2x2 phases, the only one before version 5;
-                  1: raster-causal, decoded by wavefronts; see `model.py`)
+                  1: raster-causal, decoded by wavefronts; see `model.py`),
+                  [version 6] key prediction u8 (0: frames 0, P, 2P, ... are intra; 1: only
+                  frame 0 is, and key frame kP is predicted from key frame (k-1)P; needs an
+                  intra period P)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -46,8 +49,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -68,9 +71,21 @@ MAX_INTRA_PERIOD = MAX_FRAMES
 ARM_CONTEXTS = ("phases", "raster")  # header ids 0, 1 (model.py: what each is)
 
 
-def intra_frame(t: int, intra_period: int) -> bool:
-    """Whether frame t of a clip with inter frames is intra: frame 0, and every intra_period-th with one."""
+def key_frame(t: int, intra_period: int) -> bool:
+    """Whether frame t of a clip with inter frames starts a GOP: frame 0, and every intra_period-th with one."""
     return t == 0 or (intra_period > 0 and t % intra_period == 0)
+
+
+def intra_frame(t: int, intra_period: int, key_prediction: bool = False) -> bool:
+    """Whether frame t of a clip with inter frames is intra: every key frame, or with key
+    prediction frame 0 only (the later key frames are then predicted from the key frame before)."""
+    return t == 0 if key_prediction else key_frame(t, intra_period)
+
+
+def reference_frame(t: int, intra_period: int, key_prediction: bool = False) -> int:
+    """The frame that predicted frame t is predicted from: t - 1, or with key prediction, for a key
+    frame, the key frame before it."""
+    return t - intra_period if key_prediction and key_frame(t, intra_period) else t - 1
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,7 @@ class Header:
     motion_block: int = 0  # 0: no motion vectors
     intra_period: int = 0  # 0: only frame 0 is intra
     arm_context: str = "raster"  # one of ARM_CONTEXTS (files before version 5: "phases")
+    key_prediction: bool = False  # key frames after frame 0 predicted from the key frame before (version 6)
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -114,7 +130,7 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBHB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context))
+    return body + struct.pack(">BBHBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -195,9 +211,15 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
     if version >= 5:
         (arm_context,) = r.unpack(">B")
         _check(arm_context < len(ARM_CONTEXTS), f"ARM context id {arm_context} is not one of 0..{len(ARM_CONTEXTS) - 1}")
+    key_prediction = 0
+    if version >= 6:
+        (key_prediction,) = r.unpack(">B")
+        _check(key_prediction in (0, 1), f"key prediction flag {key_prediction} is not 0 or 1")
+        _check(not key_prediction or (inter_synth and intra_period), "key prediction without an inter synthesis and an intra period")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
-                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context])
+                  synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context],
+                  bool(key_prediction))
 
 
 def parse_file(data: bytes) -> Parsed:
@@ -224,7 +246,7 @@ def parse_file(data: bytes) -> Parsed:
     if version >= 3:
         (mlen,) = r.unpack(">I")
         motion = r.take(mlen)
-        predicted = sum(not intra_frame(t, header.intra_period) for t in range(header.frames))
+        predicted = sum(not intra_frame(t, header.intra_period, header.key_prediction) for t in range(header.frames))
         _check(bool(motion) == bool(header.motion_block and predicted),
                f"a motion section of {mlen} bytes does not fit a header with motion block {header.motion_block} and {predicted} predicted frames")
     (llen,) = r.unpack(">I")

@@ -287,7 +287,9 @@ def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: to
     if cfg.motion_block:
         from codec_lab.codec.motion_search import choose_motion
 
-        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda, cfg.inter_frames(frames), searched)
+        predicted = cfg.inter_frames(frames)
+        block, fields = choose_motion(padded.y, preset.motion_blocks, lmbda, predicted, searched,
+                                      references=[cfg.reference(t) for t in predicted])
         cfg = replace(cfg, motion_block=block)
     torch.manual_seed(seed)
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
@@ -319,6 +321,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
         synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
+        cfg.key_prediction,
     )
     motion_section = motion.encode_fields(fields) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)

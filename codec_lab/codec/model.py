@@ -12,8 +12,9 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
   full resolution; Y is channel 0, U and V are channels 1 and 2 averaged over
   2x2 (4:2:0 out, so no bits are spent on chroma detail the format drops).
 - Inter frames (when the config has an `inter_synth`): frame 0 (and with an
-  `intra_period` P frames P, 2P, ...) is coded as above; every other frame t
-  is predicted by the previous decoded frame, as it is or
+  `intra_period` P frames P, 2P, ..., unless `key_prediction`) is coded as above;
+  every other frame t is predicted by the previous decoded frame (with
+  `key_prediction` a key frame kP by key frame (k-1)P), as it is or
   (with `motion_block`) moved by a coded field of block motion vectors
   (`motion.py`), and a second synthesis network sees the latents of frame t and
   that prediction (Y, and U, V brought up x2) and outputs a correction added to
@@ -58,6 +59,7 @@ from codec_lab.codec.bitstream import (
     MAX_INTRA_PERIOD,
     MOTION_BLOCKS,
     intra_frame,
+    reference_frame,
 )
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
 from codec_lab.codec.motion import compensate, frame_taps
@@ -108,6 +110,7 @@ class CodecConfig:
     motion_block: int = 0  # 0: inter frames predicted by the previous frame as it is; else block motion (see motion.py)
     intra_period: int = 0  # with an inter synthesis: frames 0, P, 2P, ... are intra (0: frame 0 only)
     arm_context: str = "raster"  # the ARM's spatial context (module doc); "phases" in files before version 5
+    key_prediction: bool = False  # with an intra period: key frames P, 2P, ... predicted from the key frame before, not intra
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -120,6 +123,8 @@ class CodecConfig:
             raise ValueError(f"intra period {self.intra_period} is outside 0..{MAX_INTRA_PERIOD}")
         if self.arm_context not in ARM_CONTEXTS:
             raise ValueError(f"ARM context {self.arm_context!r} is not one of {ARM_CONTEXTS}")
+        if self.key_prediction and not (self.inter and self.intra_period):
+            raise ValueError("key prediction needs an inter synthesis and an intra period")
 
     @property
     def arm_inputs(self) -> int:
@@ -130,8 +135,12 @@ class CodecConfig:
         return bool(self.inter_synth)
 
     def is_intra(self, t: int) -> bool:
-        """Whether frame t is coded from its latents alone (else it corrects its prediction from frame t-1)."""
-        return not self.inter or intra_frame(t, self.intra_period)
+        """Whether frame t is coded from its latents alone (else it corrects its prediction from `reference(t)`)."""
+        return not self.inter or intra_frame(t, self.intra_period, self.key_prediction)
+
+    def reference(self, t: int) -> int:
+        """The frame predicted frame t is predicted from: t - 1, or a key frame's key frame before."""
+        return reference_frame(t, self.intra_period, self.key_prediction)
 
     def inter_frames(self, frames: int) -> list[int]:
         """The frames (of `frames`) that are predicted; motion fields come in this order."""
@@ -156,6 +165,7 @@ class CodecConfig:
             **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
             **({"motion": f"{self.motion_block}x{self.motion_block} blocks, half-pel"} if self.motion_block else {}),
             **({"intra_period": self.intra_period or "frame 0 only"} if self.inter else {}),
+            **({"key_frames": "predicted from the key frame before"} if self.key_prediction else {}),
         }
 
 
@@ -664,7 +674,8 @@ def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list
         x = upsample_levels(cfg, levels, [t])
         if not cfg.is_intra(t):
             field = next(fields) if cfg.motion_block else None
-            prev_y, prev_uv = predicted_pixels(cfg, ys[-1][None].to(torch.float64), torch.stack([us[-1], vs[-1]])[None].to(torch.float64), field)
+            ref = cfg.reference(t)
+            prev_y, prev_uv = predicted_pixels(cfg, ys[ref][None].to(torch.float64), torch.stack([us[ref], vs[ref]])[None].to(torch.float64), field)
             pred_y = decoded_value(prev_y / 255.0)
             pred_uv = decoded_value(prev_uv / 255.0)
             out = synthesis_fixed(cfg, torch.cat([x, prediction_planes(pred_y, pred_uv)], dim=1), inter_params, inter=True)
@@ -687,7 +698,7 @@ def config_from_header(header) -> CodecConfig:
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
-                       header.intra_period, header.arm_context)
+                       header.intra_period, header.arm_context, header.key_prediction)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

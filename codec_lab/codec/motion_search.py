@@ -1,4 +1,4 @@
-"""Motion estimation for `prediction=motion` (encoder only): block matching of each frame on its source predecessor.
+"""Motion estimation for `prediction=motion` (encoder only): block matching of each frame on its source reference.
 
 Full search of whole-pixel vectors within +-`SEARCH_RANGE` (on frames over
 `COARSE_PIXELS`: coarse to fine, a full search on frames 4x smaller, then +-2
@@ -27,7 +27,8 @@ from codec_lab.codec.motion import (
 )
 from codec_lab.metrics import PSNR_YUV_WEIGHTS
 
-SEARCH_RANGE = 16  # luma pixels
+SEARCH_RANGE = 16  # luma pixels, between neighbouring frames
+FAR_SEARCH_RANGE = 28  # ... and between frames further apart (key prediction); under WHOLE_LIMIT
 LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of a vector difference
 COARSE_PIXELS = 400_000  # frames larger than this (~730x548) are searched coarse to fine
 COARSE = 4  # ... on frames this many times smaller first
@@ -130,35 +131,43 @@ def estimate_field(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int 
     return _choose(_block_sad(preds, cur, block, by, bx), candidates, lam)
 
 
-def estimate_motion(y: np.ndarray, block: int, frames: list[int], **kwargs) -> list[np.ndarray]:
-    """The fields of the predicted `frames` of luma `y` (T, H, W), each searched on the source frame before it."""
-    return [estimate_field(y[t - 1], y[t], block, **kwargs) for t in frames]
+def _references(frames: list[int], references: list[int] | None) -> list[int]:
+    return [t - 1 for t in frames] if references is None else references
 
 
-def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int]) -> float:
+def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: list[int] | None = None, **kwargs) -> list[np.ndarray]:
+    """The fields of the predicted `frames` of luma `y` (T, H, W), each searched on its reference's
+    source frame (default: the frame before it; further apart, within FAR_SEARCH_RANGE)."""
+    return [estimate_field(y[r], y[t], block, **({"search": FAR_SEARCH_RANGE} if t - r > 1 else {}), **kwargs)
+            for t, r in zip(frames, _references(frames, references))]
+
+
+def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int],
+                    references: list[int] | None = None) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss) plus the fields' bits per pixel."""
     t, h, w = y.shape
     mse = 0.0
-    for k, field in zip(frames, fields):
-        pred = compensate(torch.from_numpy(y[k - 1].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
+    for k, r, field in zip(frames, _references(frames, references), fields):
+        pred = compensate(torch.from_numpy(y[r].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
 
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
-                  searched: dict[int, list[np.ndarray]] | None = None) -> tuple[int, list[np.ndarray]]:
+                  searched: dict[int, list[np.ndarray]] | None = None, references: list[int] | None = None) -> tuple[int, list[np.ndarray]]:
     """The block size (and the fields of the predicted `frames`) of least `prediction_cost`: small
     blocks follow motion better, large ones cost fewer bits, which matters more the lower the rate
-    (the larger lmbda). searched: the fields of earlier calls on the same `y` and `frames`, by block
-    size, which it fills (the search itself does not depend on lmbda)."""
+    (the larger lmbda). searched: the fields of earlier calls on the same `y`, `frames` and
+    `references` (default: each frame's previous one), by block size, which it fills (the search
+    itself does not depend on lmbda)."""
     searched = {} if searched is None else searched
     best = None
     for block in blocks:
         if block not in searched:
-            searched[block] = estimate_motion(y, block, frames)
+            searched[block] = estimate_motion(y, block, frames, references)
         fields = searched[block]
-        cost = prediction_cost(y, fields, block, lmbda, frames)
+        cost = prediction_cost(y, fields, block, lmbda, frames, references)
         if best is None or cost < best[0]:
             best = (cost, block, fields)
     return best[1], best[2]

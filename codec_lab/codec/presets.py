@@ -28,6 +28,7 @@ class Preset:
     )
     motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
+    key_prediction: bool = False  # ... except that key frames after frame 0 are predicted from the key frame before
 
 
 DEFAULT_CONFIG = CodecConfig()
@@ -64,11 +65,12 @@ PREDICTIONS = ("intra", "previous", "motion")
 DEFAULT_PREDICTION = "intra"
 
 
-def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None) -> Preset:
+def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None, key_prediction: bool | None = None) -> Preset:
     """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous
     decoded frame. `motion`: they correct the previous decoded frame moved by coded block motion vectors.
-    With `previous` or `motion`, an intra frame comes every `intra_period` frames (None: the preset's;
-    0: frame 0 only)."""
+    With `previous` or `motion`, a key frame comes every `intra_period` frames (None: the preset's;
+    0: frame 0 only), intra, or with `key_prediction` (None: the preset's) predicted from the key
+    frame before (frame 0 stays intra)."""
     from codec_lab.errors import CodecLabError
 
     if prediction not in PREDICTIONS:
@@ -77,8 +79,12 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     if not 0 <= period <= MAX_INTRA_PERIOD:
         raise CodecLabError(f"intra period {period} is outside 0..{MAX_INTRA_PERIOD} (0: only frame 0 is intra)")
     inter = preset.inter_synth if prediction != "intra" else ()
+    keyed = preset.key_prediction if key_prediction is None else key_prediction
+    if keyed and not (inter and period):
+        raise CodecLabError("key prediction needs prediction previous or motion and an intra period above 0")
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
-    return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0))
+    return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
+                                          key_prediction=bool(keyed)))
 
 
 def get_preset(name: str) -> Preset:

@@ -27,11 +27,12 @@ from codec_lab.video.frames import Clip
 @dataclass(frozen=True)
 class FrameStats:
     index: int
-    kind: str  # "I" (from its latents alone) or "P" (corrects its prediction from the previous frame)
+    kind: str  # "I" (from its latents alone) or "P" (corrects its prediction from its reference frame)
     latent_bytes: float
     motion_bytes: float  # its motion vectors and their two scale ids (0 for an intra frame, or without motion)
     psnr_y: float | None = None
     psnr_yuv: float | None = None
+    reference: int | None = None  # the frame a P-frame is predicted from
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,12 @@ class FileStats:
             f"  motion vectors   {share(self.motion_section)}",
             f"  latents          {share(self.latent_section)}",
             "",
-            "frame kind latent bytes motion bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
+            "frame kind  ref latent bytes motion bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
         ]
         for f in self.frames:
             quality = f"  {f.psnr_y:6.2f}  {f.psnr_yuv:8.2f}" if f.psnr_y is not None else ""
-            out.append(f"{f.index:5d}  {f.kind}   {f.latent_bytes:10.0f} {f.motion_bytes:12.0f}{quality}")
+            ref = f"{f.reference:4d}" if f.reference is not None else "    "
+            out.append(f"{f.index:5d}  {f.kind}  {ref} {f.latent_bytes:11.0f} {f.motion_bytes:12.0f}{quality}")
         return out
 
 
@@ -88,7 +90,8 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
         motion.decode_fields(parsed.motion, len(predicted), motion.grid(*header.padded_size, cfg.motion_block), bits)
         motion_bits.update(zip(predicted, bits))
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
-    frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, motion_bits[t] / 8, *quality[t]) for t in range(header.frames)]
+    frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, motion_bits[t] / 8, *quality[t],
+                         reference=None if cfg.is_intra(t) else cfg.reference(t)) for t in range(header.frames)]
     header_bytes = int.from_bytes(data[5:7], "big")  # after the magic and the version (parse_file checked it)
     sections = len(parsed.weights) + len(parsed.motion) + len(parsed.latents)
     return FileStats(

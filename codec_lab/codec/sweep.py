@@ -16,7 +16,8 @@ from codec_lab.codecs import Encoded, Settings
 from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
-KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context"}
+KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
+                  "key_prediction"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -109,9 +110,11 @@ class SemanticLatentCodec:
             if settings["arm_context"] not in ARM_CONTEXTS:
                 raise CodecLabError(f"arm_context {settings['arm_context']!r} is not one of {', '.join(ARM_CONTEXTS)}")
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
-        period = settings.get("intra_period")
+        period, keyed = settings.get("intra_period"), settings.get("key_prediction")
+        if keyed not in (None, True, False):
+            raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
         return with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
-                               int(period) if period is not None else None)
+                               int(period) if period is not None else None, keyed)
 
     def decode(self, path: Path) -> Clip:
         from codec_lab.video import read_clip

@@ -130,7 +130,7 @@ class LatentModel(nn.Module):
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
-        self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], torch.Tensor]] = {}
+        self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]] = {}
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
 
@@ -205,24 +205,28 @@ class LatentModel(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         if self.inter is None:
             return to_420(self.synth(x))
-        # Predicted frames form chains from each intra frame: frame t is predicted by frame t-1 as
-        # the decoder will have it (8-bit, straight-through gradient), so the gradient of every
+        # Predicted frames form chains from each intra frame: frame t is predicted by its reference
+        # (frame t-1, or with key prediction a key frame's key frame before) as the decoder will have it (8-bit, straight-through gradient), so the gradient of every
         # frame reaches the intra frame of its chain. (Cutting the gradient along the chain was
         # measured worse: frame 0 got better, the later frames drifted down by ~1 dB a frame on N06.)
-        waves, rows, order = self._waves(tuple(frames), x.device)
+        waves, rows, sources, order = self._waves(tuple(frames), x.device)
         # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
         # be up to 2 levels away from the decoder's chain.
         y0, uv0 = to_420(self.synth(x.index_select(0, rows[0])).float())
         ys, uvs = [y0], [uv0]  # by wave
-        # Wave k holds the k-th predicted frame of every chain, trained as one batch: ~7 batches
-        # instead of ~26 frames for Foreman's 30 frames with an intra frame every 8 (the ops per
-        # iteration, which bound a GPU's speed for networks this small, fall by as much).
+        # Wave k holds the frames k predictions away from their intra frame, trained as one batch:
+        # ~7 batches instead of ~26 frames for Foreman's 30 frames with an intra frame every 8 (the
+        # ops per iteration, which bound a GPU's speed for networks this small, fall by as much).
         for k in range(1, len(waves)):
-            n = len(waves[k])  # the frames before them are the first n of wave k-1 (_waves)
             taps = None
             if self.cfg.motion_block:
                 taps = self._wave_taps(tuple(frames[i] for i in waves[k]), x.device)
-            pred_y, pred_uv = _ste_prediction(ys[k - 1][:n], uvs[k - 1][:n], taps)
+            ref_y, ref_uv = ys[k - 1], uvs[k - 1]
+            if sources[k] is not None:
+                ref_y, ref_uv = ref_y.index_select(0, sources[k]), ref_uv.index_select(0, sources[k])
+            else:
+                ref_y, ref_uv = ref_y[: len(waves[k])], ref_uv[: len(waves[k])]
+            pred_y, pred_uv = _ste_prediction(ref_y, ref_uv, taps)
             out = self.inter(torch.cat([x.index_select(0, rows[k]), prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y_k, uv_k = add_correction(out, pred_y, pred_uv)
             ys.append(y_k)
@@ -241,25 +245,30 @@ class LatentModel(nn.Module):
             self._stacked_taps[key] = (_stack_taps([t[0] for t in per_frame]), _stack_taps([t[1] for t in per_frame]))
         return self._stacked_taps[key]
 
-    def _waves(self, frames: tuple[int, ...], device) -> tuple[list[list[int]], list[torch.Tensor], torch.Tensor]:
-        """Rows of `frames` by wave (0: the intra frames; k: the frames k after theirs, in the same
-        chain order, so wave k's predecessors are the first rows of wave k-1), the same as index
-        tensors on `device` (made once: no host-to-device copy per iteration) and the permutation
-        from wave order back to `frames` order."""
+    def _waves(self, frames: tuple[int, ...], device) -> tuple[list[list[int]], list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]:
+        """Rows of `frames` by wave (0: the intra frames; k: the frames whose reference is in wave
+        k - 1), the same as index tensors on `device`, for each wave the rows of wave k - 1 its
+        frames are predicted from (None when those are wave k - 1's first rows in order, as in a
+        plain chain: no gather needed), all made once (no host-to-device copy per iteration), and
+        the permutation from wave order back to `frames` order."""
         key = (frames, str(device))
         if key not in self._wave_plan:
             row = {t: i for i, t in enumerate(frames)}
-            if any(not self.cfg.is_intra(t) and t - 1 not in row for t in frames) or list(frames) != sorted(frames):
-                raise ValueError("a predicted frame is rendered after the frame it is predicted from")
+            if any(not self.cfg.is_intra(t) and self.cfg.reference(t) not in row for t in frames) or list(frames) != sorted(frames):
+                raise ValueError("a predicted frame is rendered without the frame it is predicted from")
             waves = [[i for i, t in enumerate(frames) if self.cfg.is_intra(t)]]
+            sources: list[torch.Tensor | None] = [None]
             while True:
-                nxt = [row[frames[i] + 1] for i in waves[-1] if frames[i] + 1 in row and not self.cfg.is_intra(frames[i] + 1)]
+                place = {frames[i]: p for p, i in enumerate(waves[-1])}
+                nxt = [i for i, t in enumerate(frames) if not self.cfg.is_intra(t) and self.cfg.reference(t) in place]
                 if not nxt:
                     break
+                src = [place[self.cfg.reference(frames[i])] for i in nxt]
+                sources.append(None if src == list(range(len(src))) else torch.tensor(src, device=device))
                 waves.append(nxt)
             position = {i: p for p, i in enumerate(i for wave in waves for i in wave)}
             order = torch.tensor([position[i] for i in range(len(frames))], device=device)
-            self._wave_plan[key] = (waves, [torch.tensor(w, device=device) for w in waves], order)
+            self._wave_plan[key] = (waves, [torch.tensor(w, device=device) for w in waves], sources, order)
         return self._wave_plan[key]
 
 

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                              "(better RD where measured; its motion search is slow on large frames); previous: the same without motion")
     parser.add_argument("--intra-period", type=int, default=None,
                         help="with previous/motion: an intra frame every N frames (default: the preset's, 8; 0: frame 0 only)")
+    parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
+                        help="with an intra period: the key frames after frame 0 are predicted from the key frame before "
+                             "instead of coded intra (default: the preset's)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.iterations:
         preset = replace(preset, iterations=args.iterations)
-    preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period)
+    preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period, args.key_prediction)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
 
     def show(p) -> None:
