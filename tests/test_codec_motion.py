@@ -21,7 +21,13 @@ from codec_lab.codec.model import (
     reconstruct,
     synth_param_shapes,
 )
-from codec_lab.codec.motion_search import choose_motion, estimate_field
+from codec_lab.codec.motion_search import (
+    FAR_SEARCH_RANGE,
+    SEARCH_RANGE,
+    choose_motion,
+    estimate_field,
+    estimate_motion,
+)
 from codec_lab.codec.presets import PRESETS, with_prediction
 from codec_lab.codec.training import _ste_prediction
 from codec_lab.errors import BitstreamError
@@ -242,8 +248,6 @@ def test_which_frames_a_frame_reaches(period, key_prediction, predicted, changed
 def test_a_key_frame_is_searched_on_the_key_frame_before_and_farther():
     """Key prediction: frame 2's field is searched on frame 0, within FAR_SEARCH_RANGE (a 20-pixel
     pan over two frames is found; the neighbouring frames' range, 16, could not reach it)."""
-    from codec_lab.codec.motion_search import FAR_SEARCH_RANGE, SEARCH_RANGE, estimate_motion
-
     assert SEARCH_RANGE < 20 <= FAR_SEARCH_RANGE
     base = np.random.default_rng(5).integers(0, 256, (64, 96)).astype(np.uint8)
     y = np.stack([np.pad(base, 20, mode="edge")[20 : 20 + 64, 20 - s : 20 - s + 96] for s in (0, 10, 20)])  # 10 px right a frame
