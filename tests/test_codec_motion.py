@@ -251,7 +251,7 @@ def test_a_key_frame_is_searched_on_the_key_frame_before_and_farther():
     assert SEARCH_RANGE < 20 <= FAR_SEARCH_RANGE
     base = np.random.default_rng(5).integers(0, 256, (64, 96)).astype(np.uint8)
     y = np.stack([np.pad(base, 20, mode="edge")[20 : 20 + 64, 20 - s : 20 - s + 96] for s in (0, 10, 20)])  # 10 px right a frame
-    near, far = estimate_motion(y, 16, [1, 2], references=[0, 0])
+    near, far = estimate_motion(y, 16, [1, 2], references=[0, 0])[0]
     assert (near[1:-1, 1:-2] == (0, -20)).all() and (far[1:-1, 1:-2] == (0, -40)).all()  # half pixels
 
 
@@ -401,3 +401,24 @@ def test_compensation_gradient_is_the_same_bits_on_every_run():
         torch.set_num_threads(before)
     assert all(torch.equal(grads[0], g) for g in grads[1:])
     assert torch.allclose(grads[0].double(), gradient(torch.float64), rtol=1e-5, atol=1e-4)
+
+
+def test_smoothness_follows_the_rate_trade_off():
+    """A one-pixel pan of a smooth picture under noise: the SAD barely tells vectors apart, so a low
+    smoothness lets the noise pick them. With bits dear the smoother field (fewer motion bytes) is chosen, with bits nearly free the
+    one that predicts best, at the same block size: choose_motion weighs each of SMOOTHNESS."""
+    from codec_lab.codec.motion_search import SMOOTHNESS, prediction_cost
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:96]
+    smooth = 128 + 40 * np.sin(xx / 7.0) * np.cos(yy / 9.0)
+    y = np.stack([smooth + rng.normal(0, 4, smooth.shape), np.roll(smooth, 1, 1) + rng.normal(0, 4, smooth.shape)])
+    y = np.clip(y, 0, 255).astype(np.uint8)
+    per_lam = estimate_motion(y, 16, [1], lams=SMOOTHNESS)
+    bits = [motion.field_bits(fields) for fields in per_lam]
+    assert bits[-1] < bits[0]  # the smoother field is cheaper ...
+    costs = [prediction_cost(y, fields, 16, 1e-6, [1]) for fields in per_lam]
+    assert costs[0] < costs[-1]  # ... and predicts worse
+    _, cheap = choose_motion(y, (16,), 1.0, [1])
+    _, exact = choose_motion(y, (16,), 1e-6, [1])
+    assert motion.field_bits(cheap) == bits[-1] and motion.field_bits(exact) == bits[0]
