@@ -248,7 +248,7 @@ def test_a_bad_key_prediction_flag_is_refused(good_file):
         data = bytearray(good_file)
         data[7 + header_len - 1] = flag
         if flag == 1 and header.inter_synth and header.intra_period:
-            decode_bytes(reseal(bytes(data)))  # a legal flag: it decodes (other frames, same sizes)
+            decode_bytes(reseal(bytes(data)))  # a legal flag (2 frames, no key frame after frame 0): it decodes
             continue
         with pytest.raises(BitstreamError, match=message):
             decode_bytes(reseal(bytes(data)))

@@ -206,12 +206,15 @@ def test_an_inter_frame_with_no_correction_is_the_moved_previous_frame():
         (0, (1,), [None, 0, 1, 2, 3, 4]),  # frame 0 intra, then a chain: as before version 4
         (4, (1,), [None, 0, 1, 2, 0, 4]),  # intra frame 4 sees intra frame 0, not predicted frame 3
         (4, (2,), [None, 0, 0]),  # a slice per 2 frames: slice 2 (frame 4) is intra, slice 1 (frame 2) is not
+        (-4, (1,), [None, 0, 1, 2, 3, 4]),  # key prediction (period 4): only frame 0 intra, key frame 4 sees frame 3
     ],
 )
 def test_the_arm_sees_the_previous_slice_of_the_same_kind(period, strides, expected):
-    cfg = replace(with_prediction(TEST, "motion", intra_period=period).config, n_levels=1, temporal_strides=strides)
+    keyed = period < 0  # a negative period here: that period with key prediction
+    cfg = with_prediction(TEST, "motion", intra_period=abs(period), key_prediction=keyed).config
+    cfg = replace(cfg, n_levels=1, temporal_strides=strides)
     assert [previous_slice(cfg, 0, n) for n in range(len(expected))] == expected
-    all_intra = replace(cfg, inter_synth=(), motion_block=0, intra_period=0)
+    all_intra = replace(cfg, inter_synth=(), motion_block=0, intra_period=0, key_prediction=False)
     assert [previous_slice(all_intra, 0, n) for n in range(4)] == [None, 0, 1, 2]
 
 
@@ -270,14 +273,19 @@ def _with_motion(data: bytes, section: bytes, **header) -> bytes:
     return bitstream.write_file(replace(parsed.header, **header), parsed.weights, parsed.latents, section)
 
 
-def test_a_key_prediction_file_round_trips(tmp_path):
+def test_a_key_prediction_file_round_trips(tmp_path, monkeypatch):
     """The encoder writes the flag, searches the key frame on its key frame, and its reconstruction is what
     the decoder makes of the file (5 frames, key frames 0, 2, 4: 0 intra, 2 from 0, 4 from 2)."""
+    from codec_lab.codec import motion_search
     from codec_lab.codec.stats import file_stats
 
+    searched = []
+    search = motion_search.estimate_motion
+    monkeypatch.setattr(motion_search, "estimate_motion", lambda *a, **k: searched.append(a[2:4]) or search(*a, **k))
     path = tmp_path / "key.clv"
     result = encode_clip(synthetic_clip(frames=5, height=32, width=32), path, lmbda=1e-3,
                          preset=with_prediction(TEST, "motion", intra_period=2, key_prediction=True))
+    assert searched and all(s == ([1, 2, 3, 4], [0, 0, 2, 2]) for s in searched)  # frames, their references
     header = bitstream.parse_file(path.read_bytes()).header
     assert header.key_prediction and header.intra_period == 2
     decoded = decode_bytes(path.read_bytes()).clip
@@ -422,3 +430,17 @@ def test_smoothness_follows_the_rate_trade_off():
     _, cheap = choose_motion(y, (16,), 1.0, [1])
     _, exact = choose_motion(y, (16,), 1e-6, [1])
     assert motion.field_bits(cheap) == bits[-1] and motion.field_bits(exact) == bits[0]
+
+
+def test_key_prediction_asked_for_where_it_cannot_apply():
+    """Asked for explicitly without an intra period or inter frames: a clear error. A preset's own
+    key_prediction applies only where it can (intra and single chains stay as they were)."""
+    from codec_lab.errors import CodecLabError
+
+    for prediction, period in (("intra", 8), ("motion", 0)):
+        with pytest.raises(CodecLabError, match="key prediction needs"):
+            with_prediction(TEST, prediction, period, key_prediction=True)
+    keyed = replace(TEST, key_prediction=True)
+    assert not with_prediction(keyed, "intra").config.key_prediction
+    assert not with_prediction(keyed, "motion", 0).config.key_prediction
+    assert with_prediction(keyed, "motion", 4).config.key_prediction

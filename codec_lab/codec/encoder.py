@@ -244,7 +244,7 @@ def encode_clip_points(
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points))
-    searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size does
+    searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size and smoothness does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
     train_seconds = training_budget(max_seconds, time.monotonic() - t0)

@@ -107,7 +107,7 @@ class CodecConfig:
     arm_shift: int = 8
     inter_synth: tuple[LayerSpec, ...] = ()  # empty: every frame intra (format version 1's only mode)
     inter_shift: int = 8
-    motion_block: int = 0  # 0: inter frames predicted by the previous frame as it is; else block motion (see motion.py)
+    motion_block: int = 0  # 0: inter frames predicted by their reference frame as it is; else block motion (see motion.py)
     intra_period: int = 0  # with an inter synthesis: frames 0, P, 2P, ... are intra (0: frame 0 only)
     arm_context: str = "raster"  # the ARM's spatial context (module doc); "phases" in files before version 5
     key_prediction: bool = False  # with an intra period: key frames P, 2P, ... predicted from the key frame before, not intra
@@ -298,7 +298,9 @@ def previous_slice(cfg: CodecConfig, level: int, n: int) -> int | None:
     slice before it, not the predicted frame's just before: intra latents code the picture,
     inter latents a correction, and with the correction as context the training made each
     last P-frame of a GOP carry the next I-frame's content (N06, intra period 8: ~1.1 KB in
-    every 8th frame). Without an intra period (files before version 4) this is always n - 1.
+    every 8th frame). Without an intra period (files before version 4) this is always n - 1, and
+    so it is with key prediction (only slice 0 is intra): a predicted key frame's slice sees the
+    slice before it, a correction against another reference (slice (k-1)P is untried).
     """
     stride = cfg.temporal_strides[level]
     if n == 0 or not cfg.is_intra(n * stride):
@@ -654,9 +656,9 @@ def _code_level_raster(cfg: CodecConfig, shape: tuple[int, int, int], levels: li
 
 
 def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tensor, field) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 8-bit prediction of an inter frame from the previous frame's 8-bit values (float64 integers).
+    """The 8-bit prediction of an inter frame from its reference frame's 8-bit values (float64 integers).
 
-    field: the frame's motion vectors (with a motion config), else unused: the previous frame as it is."""
+    field: the frame's motion vectors (with a motion config), else unused: the reference as it is."""
     if not cfg.motion_block:
         return prev_y, prev_uv
     taps_y, taps_uv = frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1])

@@ -79,9 +79,10 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     if not 0 <= period <= MAX_INTRA_PERIOD:
         raise CodecLabError(f"intra period {period} is outside 0..{MAX_INTRA_PERIOD} (0: only frame 0 is intra)")
     inter = preset.inter_synth if prediction != "intra" else ()
-    keyed = preset.key_prediction if key_prediction is None else key_prediction
-    if keyed and not (inter and period):
+    if key_prediction and not (inter and period):
         raise CodecLabError("key prediction needs prediction previous or motion and an intra period above 0")
+    # the preset's own choice applies where it can (not to intra, nor to a single chain)
+    keyed = key_prediction if key_prediction is not None else preset.key_prediction and bool(inter) and period > 0
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
                                           key_prediction=bool(keyed)))

@@ -66,8 +66,8 @@ class FileStats:
         ]
         for f in self.frames:
             quality = f"  {f.psnr_y:6.2f}  {f.psnr_yuv:8.2f}" if f.psnr_y is not None else ""
-            ref = f"{f.reference:4d}" if f.reference is not None else "    "
-            out.append(f"{f.index:5d}  {f.kind}  {ref} {f.latent_bytes:11.0f} {f.motion_bytes:12.0f}{quality}")
+            ref = "" if f.reference is None else f.reference
+            out.append(f"{f.index:5d}  {f.kind:<3}{ref:>5}{f.latent_bytes:13.0f}{f.motion_bytes:13.0f}{quality}")
         return out
 
 

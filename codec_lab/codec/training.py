@@ -78,9 +78,9 @@ def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 
 
 def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[motion.Taps, motion.Taps] | None):
-    """The decoder's prediction of an inter frame from the previous frame's training output, with a
+    """The decoder's prediction of an inter frame from its reference frame's training output, with a
     straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point).
-    taps: the frame's (luma, chroma) motion taps, or None for the previous frame as it is."""
+    taps: the frame's (luma, chroma) motion taps, or None for the reference as it is."""
     if taps is not None:
         refs = (_straight_through(255.0 * v, pixel_levels(v.detach())) for v in (prev_y, prev_uv))
         prev_y, prev_uv = (_compensate_frames(ref, t) / 255.0 for ref, t in zip(refs, taps))
