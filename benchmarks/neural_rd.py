@@ -154,8 +154,6 @@ def main() -> int:
     parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
     parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
                         help="with an intra period: key frames after frame 0 predicted from the key frame before, not intra (default: the preset's)")
-    parser.add_argument("--warmup-frame-cost", action=argparse.BooleanOptionalAction, default=None,
-                        help="motion/previous: the intra frames' warm-up runs as many iterations as its share of the schedule would cost in frames rendered (default: the preset's)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")
@@ -196,8 +194,7 @@ def main() -> int:
             return {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
                     **({"intra_period": args.intra_period} if args.intra_period is not None else {}),
                     **({"arm_context": args.arm_context} if args.arm_context else {}),
-                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {}),
-                    **({"warmup_frame_cost": args.warmup_frame_cost} if args.warmup_frame_cost is not None else {})}
+                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {})}
 
         def stem(name: str, lm: float) -> str:
             return str(out / name / f"semantic_latent_l{lm:g}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import pytest
@@ -91,34 +90,6 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     assert shown[:warm_up] == [1] * warm_up and warm_up > 0  # frame 0 alone first
     assert set(shown[warm_up:]) == {3}
     assert warm_up < len(shown) * (INTRA_WARMUP + 0.1)
-
-
-@pytest.mark.parametrize("frame_cost", [False, True])
-def test_the_intra_warm_up_can_cost_what_its_share_would_in_frames(monkeypatch, frame_cost):
-    """4 frames, intra frames 0 and 2: the warm-up renders 2 of 4 frames, so with warmup_frame_cost
-    it runs twice its share of the schedule's iterations (60 iterations, noise phase 54, share
-    ceil(0.3 * 54) = 17: 34). The rest of the schedule is unchanged: the same learning rates and
-    temperatures, one for one, after the warm-up."""
-    preset = replace(with_prediction(PRESETS["test"], "previous", 2), iterations=60, warmup_frame_cost=frame_cost)
-    clip = synthetic_clip(frames=4, height=16, width=16)
-    torch.manual_seed(0)
-    model = LatentModel(preset.config, level_shapes(preset.config, 4, 16, 16))
-    shown: list[int] = []
-    render = model.render
-    monkeypatch.setattr(model, "render", lambda qs, frames: shown.append(len(frames)) or render(qs, frames))
-    y, uv = _targets(clip, torch.device("cpu"))
-    run = training.Training(model, y, uv, 1e-3, preset)
-    schedules = []
-    scheduled = run.step.schedule
-    monkeypatch.setattr(run.step, "schedule", lambda lr, t: schedules.append((lr, t)) or scheduled(lr, t))
-    while not run.done:
-        run.advance()
-    warm_up = 34 if frame_cost else 17
-    assert shown == [2] * warm_up + [4] * (60 - 17)
-    assert run.result().iterations == 60 - 17 + warm_up
-    plain = [(max(preset.lr * 0.5 * (1 + math.cos(math.pi * it / 54)), preset.lr * 0.02), 0.3 - 0.2 * it / 54) for it in range(17, 54)]
-    assert [v for pair in schedules[warm_up : warm_up + 37] for v in pair] == pytest.approx([v for pair in plain for v in pair])
-    assert schedules[0][0] == pytest.approx(preset.lr) and schedules[warm_up - 1][1] > 0.3 - 0.2 * 17 / 54  # the warm-up stays in its share
 
 
 @pytest.mark.parametrize("key_prediction", [False, True])

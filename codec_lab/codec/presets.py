@@ -18,9 +18,6 @@ class Preset:
     ste_fraction: float = 0.1  # last part of training uses straight-through rounding
     ste_lr_factor: float = 0.01  # small: with STE a latent can cross a rounding boundary the rate gradient does not see
     check_every: int = 10  # progress/time checks (the only host syncs in the loop)
-    # inter models without a time cap: the intra frames' warm-up gets the iterations its share of the
-    # schedule would cost if an iteration cost the frames it renders (training.Training; docs/codec.md)
-    warmup_frame_cost: bool = False
     description: str = ""
     # the inter synthesis used with prediction="previous" (see `with_prediction`)
     inter_synth: tuple[LayerSpec, ...] = (

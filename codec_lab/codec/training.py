@@ -454,17 +454,6 @@ class Training:
         self.total = preset.iterations
         self.noise_end = int(round(self.total * (1.0 - preset.ste_fraction)))
         self.it = 0
-        # The intra warm-up (the first INTRA_WARMUP of the noise phase) as `warmup` iterations, `extra`
-        # more than its share of the schedule: with `warmup_frame_cost` it costs what its share would
-        # if each iteration cost the frames it renders (one intra frame of 30: 30 times the iterations).
-        # Not under a time cap, where the clock sets the warm-up's length and its cheap iterations
-        # already come more often.
-        self.warmup_span = INTRA_WARMUP * self.noise_end  # in the preset's iterations
-        share = math.ceil(self.warmup_span) if model.inter is not None else 0
-        self.warmup = share
-        if preset.warmup_frame_cost and share and max_seconds is None:
-            self.warmup = round(share * y.shape[0] / len(self.step.intra_frames))
-        self.extra = self.warmup - share
         self.start: float | None = None
         self.log: list[Progress] = []
         self.stopped = False  # by the time cap, or an error
@@ -475,13 +464,7 @@ class Training:
 
     @property
     def done(self) -> bool:
-        return self.stopped or self.it >= self.total + self.extra
-
-    def _schedule_it(self) -> float:
-        """Where the schedule is, in the preset's iterations: a stretched warm-up runs through its span slower."""
-        if self.extra and self.it < self.warmup:
-            return self.it * self.warmup_span / self.warmup
-        return self.it - self.extra
+        return self.stopped or self.it >= self.total
 
     def advance(self) -> None:
         """One iteration (on this training's stream, if it has one). A diverged training stops and
@@ -506,11 +489,10 @@ class Training:
 
     def _iteration(self) -> None:
         preset, max_seconds = self.preset, self.max_seconds
-        at = self._schedule_it()
-        noise = at < self.noise_end
-        position = noise_position(at, self.noise_end, time.monotonic() - self.start if max_seconds is not None else None,
+        noise = self.it < self.noise_end
+        position = noise_position(self.it, self.noise_end, time.monotonic() - self.start if max_seconds is not None else None,
                                   max_seconds, preset.ste_fraction)
-        self.step.schedule(learning_rate(preset, at, self.noise_end, self.total, position), 0.3 - 0.2 * position)
+        self.step.schedule(learning_rate(preset, self.it, self.noise_end, self.total, position), 0.3 - 0.2 * position)
         # With inter frames, the intra frames train alone first (as I-frames before their
         # P-frames): trained with the chain from the start frame 0 settles ~1.4 dB lower and the
         # later frames with it. Their rate alone too: the inter latents are not charged before
@@ -521,11 +503,11 @@ class Training:
         warmup = self.model.inter is not None and noise and position < INTRA_WARMUP
         loss, bits, dist = self.run(noise, warmup)
         self.it += 1
-        if self.it % preset.check_every == 0 or self.it == self.total + self.extra:
+        if self.it % preset.check_every == 0 or self.it == self.total:
             stats = torch.stack([loss, bits, dist]).cpu().tolist()  # the only sync
             if not all(math.isfinite(v) for v in stats):
                 raise CodecLabError(f"training diverged at iteration {self.it} (loss {stats[0]}); try a smaller learning rate or another lmbda")
-            entry = Progress(self.it, self.total + self.extra, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", time.monotonic() - self.start)
+            entry = Progress(self.it, self.total, stats[0], stats[1], _psnr(stats[2]), "noise" if noise else "ste", time.monotonic() - self.start)
             self.log.append(entry)
             if self.progress:
                 self.progress(entry)
