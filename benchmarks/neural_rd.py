@@ -154,6 +154,8 @@ def main() -> int:
     parser.add_argument("--intra-period", type=int, default=None, help="with previous/motion: an intra frame every N frames (default: the preset's)")
     parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
                         help="with an intra period: key frames after frame 0 predicted from the key frame before, not intra (default: the preset's)")
+    parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
+                        help="motion/previous: train the intra frames first, alone, then the rest with them frozen (default: the preset's)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")
@@ -194,7 +196,8 @@ def main() -> int:
             return {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
                     **({"intra_period": args.intra_period} if args.intra_period is not None else {}),
                     **({"arm_context": args.arm_context} if args.arm_context else {}),
-                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {})}
+                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {}),
+                    **({"intra_first": args.intra_first} if args.intra_first is not None else {})}
 
         def stem(name: str, lm: float) -> str:
             return str(out / name / f"semantic_latent_l{lm:g}")

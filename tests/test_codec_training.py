@@ -203,3 +203,34 @@ def test_one_diverging_training_does_not_stop_its_companions(tmp_path, monkeypat
     with pytest.raises(CodecLabError, match="lmbda 0.03: training diverged"):
         encoder.encode_clip_points(clip, [(tmp_path / "a.clv", 1e-3), (tmp_path / "b.clv", 3e-2)], preset=preset)
     assert (tmp_path / "a.clv").stat().st_size > 0 and not (tmp_path / "b.clv").exists()
+
+
+def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp_path):
+    """Preset.intra_first: frame 0 trains first as an all-intra model at lambda / 4; the video model
+    then starts from its synthesis, ARM and rounded latents, keeps frame 0's latents and the synthesis
+    as they are, trains the rest (and the ARM), and the file decodes to the encoder's reconstruction."""
+    import numpy as np
+
+    from codec_lab.codec import encoder
+    from codec_lab.codec.decoder import decode_file
+
+    stage_one, frozen = [], []
+    real_train, real_freeze = encoder.train, LatentModel.freeze_intra
+    monkeypatch.setattr(encoder, "train", lambda model, y, *a, **k: stage_one.append((y.shape[0], a[1])) or real_train(model, y, *a, **k))
+
+    def freeze(self, trained):
+        real_freeze(self, trained)
+        frozen.append((self, [lat.detach().clone() for lat in self.latents], [p.detach().clone() for p in self.synth.parameters()],
+                       [p.detach().clone() for p in self.arm.parameters()]))
+
+    monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
+    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True)
+    result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset)
+    assert stage_one == [(1, pytest.approx(0.25e-3))]  # frame 0 alone (2 is predicted from it), at lambda / 4
+    model, latents, synth, arm = frozen[0]
+    assert all(torch.equal(now[0], then[0]) and torch.equal(now[0], torch.round(now[0])) for now, then in zip(model.latents, latents))
+    assert any(not torch.equal(now[1:], then[1:]) for now, then in zip(model.latents, latents))  # the P-frames trained
+    assert all(torch.equal(p, q) for p, q in zip(model.synth.parameters(), synth))
+    assert any(not torch.equal(p, q) for p, q in zip(model.arm.parameters(), arm))
+    decoded = decode_file(result.path).clip
+    assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")

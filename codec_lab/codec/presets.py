@@ -18,6 +18,10 @@ class Preset:
     ste_fraction: float = 0.1  # last part of training uses straight-through rounding
     ste_lr_factor: float = 0.01  # small: with STE a latent can cross a rounding boundary the rate gradient does not see
     check_every: int = 10  # progress/time checks (the only host syncs in the loop)
+    # prediction previous/motion: train the intra frames first, alone, at lambda x intra_lambda_factor,
+    # then the rest with them frozen (encoder._train_intra_first; docs/codec.md, session 8)
+    intra_first: bool = False
+    intra_lambda_factor: float = 0.25
     description: str = ""
     # the inter synthesis used with prediction="previous" (see `with_prediction`)
     inter_synth: tuple[LayerSpec, ...] = (

@@ -17,7 +17,7 @@ from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
-                  "key_prediction"}
+                  "key_prediction", "intra_first"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -110,6 +110,8 @@ class SemanticLatentCodec:
             if settings["arm_context"] not in ARM_CONTEXTS:
                 raise CodecLabError(f"arm_context {settings['arm_context']!r} is not one of {', '.join(ARM_CONTEXTS)}")
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
+        if "intra_first" in settings:  # encoder._train_intra_first
+            preset = replace(preset, intra_first=bool(settings["intra_first"]))
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")

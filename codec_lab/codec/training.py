@@ -133,6 +133,7 @@ class LatentModel(nn.Module):
         self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]] = {}
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
+        self.frozen: torch.Tensor | None = None  # latents (a mask over latent_flat) kept as they are: see freeze_intra
 
     def use_channels_last(self) -> LatentModel:
         """The synthesis in NHWC: its 1x1 layers are then plain matrix products, ~1.5x faster
@@ -160,8 +161,31 @@ class LatentModel(nn.Module):
             # noise between two soft roundings (as Cool-chic 3): a latent parked on a rounding
             # boundary becomes a coin flip instead of a cheap fractional value
             uniform = torch.rand(lat.shape, generator=self.noise_generator(lat.device), device=lat.device, dtype=lat.dtype)
-            return self._levels(soft_round(soft_round(lat, temperature) + (uniform - 0.5), temperature))
-        return self._levels(_straight_through(lat, torch.round(lat)))
+            q = soft_round(soft_round(lat, temperature) + (uniform - 0.5), temperature)
+        else:
+            q = _straight_through(lat, torch.round(lat))
+        if self.frozen is not None:  # integers already, as the decoder has them; no gradient
+            q = torch.where(self.frozen, lat.detach(), q)
+        return self._levels(q)
+
+    def freeze_intra(self, trained: LatentModel) -> None:
+        """Take the intra frames from `trained`, an all-intra model of this model's intra frames (in
+        order) trained first: its synthesis and ARM, and its latents rounded into this model's intra
+        slices, which stay as they are from now on, as does the synthesis (only intra frames use it).
+        The ARM trains on."""
+        intra = [t for t in range(self.latent_shapes[0][0]) if self.cfg.is_intra(t)]
+        if any(s != 1 for s in self.cfg.temporal_strides) or trained.latent_shapes[0][0] != len(intra):
+            raise ValueError("freeze_intra needs one slice per frame in every level, and a model of the intra frames")
+        self.synth.load_state_dict(trained.synth.state_dict())
+        self.arm.load_state_dict(trained.arm.state_dict())
+        self.synth.requires_grad_(False)
+        mask = torch.zeros_like(self.latent_flat, dtype=torch.bool)
+        index = torch.tensor(intra, device=mask.device)
+        with torch.no_grad():
+            for mine, theirs, frozen in zip(self.latents, trained.latents, self._levels(mask)):
+                mine.index_copy_(0, index, torch.round(theirs.detach()).to(mine))
+                frozen.index_fill_(0, index, True)
+        self.frozen = mask
 
     def noise_generator(self, device: torch.device) -> torch.Generator:
         """The training noise's generator on `device`, seeded with noise_seed: a model's noise does not
@@ -500,7 +524,7 @@ class Training:
         # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
         # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
         # frames shown cost 1-2 dB at high lambda (N06).
-        warmup = self.model.inter is not None and noise and position < INTRA_WARMUP
+        warmup = self.model.inter is not None and self.model.frozen is None and noise and position < INTRA_WARMUP
         loss, bits, dist = self.run(noise, warmup)
         self.it += 1
         if self.it % preset.check_every == 0 or self.it == self.total:
