@@ -18,7 +18,7 @@
 #    are encoded on the CPU meanwhile.
 # Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel);
 # the encoded files stay in WORK (default /tmp/codec_lab_gpu_rd).
-# Knobs: SWEEP_SECONDS=300 JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 KEY_PREDICTION=1 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
+# Knobs: SWEEP_SECONDS=300 JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 KEY_PREDICTION=1 INTRA_FIRST=1 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
@@ -28,6 +28,7 @@ PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-motion}"
 INTRA_PERIOD="${INTRA_PERIOD:-8}"  # with motion: an intra frame every 8 (one 48-frame chain trained badly on the CPU)
 KEY_PREDICTION="${KEY_PREDICTION:-1}"  # 1: only frame 0 intra, each key frame predicted from the key frame before (format 6)
+INTRA_FIRST="${INTRA_FIRST:-1}"  # 1: the intra frame(s) trained first, alone, then frozen (session 8: ~-20% rate on the CPU)
 DEVICE="${DEVICE:-cuda}"
 TOGETHER="${TOGETHER:-1}"  # 1: one process per clip trains its 4 lambdas together (their kernels overlap); 0: a process per point
 # seconds outside training: process start, CUDA init, motion search, finalizing, decoding (H200, a process per point: 46-58 s;
@@ -74,11 +75,12 @@ from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.decoder import decode_file
 from codec_lab.codec.presets import PRESETS, with_prediction
 clip, out, device = read_clip(sys.argv[1], frames=8), sys.argv[2], sys.argv[3]
-# key prediction with an intra period of 4: key frame 4 predicted from frame 0 (the gathered wave in training)
+# key prediction with an intra period of 4: key frame 4 predicted from frame 0 (the gathered wave in
+# training), with frame 0 trained first and frozen (intra_first)
 for prediction, keyed in (("intra", False), ("previous", False), ("motion", False), ("motion", True)):
-    preset = with_prediction(replace(PRESETS["fast"], iterations=200), prediction, 4 if keyed else None, keyed)
-    prediction += " + key prediction" if keyed else ""
-    name = prediction.replace(" + key prediction", "_key")
+    preset = replace(with_prediction(replace(PRESETS["fast"], iterations=200), prediction, 4 if keyed else None, keyed), intra_first=keyed)
+    prediction += " + key prediction + intra first" if keyed else ""
+    name = prediction.replace(" + key prediction + intra first", "_key")
     res = encode_clip(clip, f"{out}/foreman_{name}.clv", lmbda=6e-4, preset=preset, device=device)
     again = encode_clip(clip, f"{out}/foreman_{name}_again.clv", lmbda=6e-4, preset=preset, device=device)
     cpu = decode_file(res.path).clip
@@ -112,10 +114,11 @@ else
 fi
 
 # 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time
-echo "sweep: $JOBS jobs (together: $TOGETHER), $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD, key prediction $KEY_PREDICTION" | tee -a "$OUT/smoke.txt"
+echo "sweep: $JOBS jobs (together: $TOGETHER), $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD, key prediction $KEY_PREDICTION, intra first $INTRA_FIRST" | tee -a "$OUT/smoke.txt"
 status=0  # a failed point still leaves the others' results to copy
 if [ "$TOGETHER" = 1 ]; then NEURAL_RD_ARGS="--together ${NEURAL_RD_ARGS:-}"; fi
 if [ "$KEY_PREDICTION" = 1 ] && [ "$PREDICTION" != intra ]; then NEURAL_RD_ARGS="--key-prediction ${NEURAL_RD_ARGS:-}"; fi
+if [ "$INTRA_FIRST" = 1 ] && [ "$PREDICTION" != intra ]; then NEURAL_RD_ARGS="--intra-first ${NEURAL_RD_ARGS:-}"; fi
 "$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
   --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?
 cp "$WORK"/rd/*.json "$WORK/rd/summary.md" "$OUT/rd/" || true
