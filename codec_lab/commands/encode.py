@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
                         help="with an intra period: the key frames after frame 0 are predicted from the key frame before "
                              "instead of coded intra (default: the preset's)")
+    parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
+                        help="with previous/motion: train the intra frame(s) alone first, then the rest with them frozen "
+                             "(default: the preset's, off)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations:
         preset = replace(preset, iterations=args.iterations)
     preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period, args.key_prediction)
+    if args.intra_first is not None:
+        preset = replace(preset, intra_first=args.intra_first)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
 
     def show(p) -> None:
