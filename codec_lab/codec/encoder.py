@@ -279,7 +279,7 @@ def _train_intra_first(job: _Job, y: torch.Tensor, uv: torch.Tensor, preset: Pre
     against 1,376 B at 32.8 trained first (docs/codec.md, session 8). Under a time cap it gets its
     frames' share of the cap."""
     cfg, (frames, height, width) = job.cfg, job.size
-    intra = [t for t in range(frames) if cfg.is_intra(t)]
+    intra = cfg.intra_frames(frames)
     intra_cfg = replace(cfg, inter_synth=(), motion_block=0, intra_period=0, key_prediction=False)
     torch.manual_seed(seed)
     first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)

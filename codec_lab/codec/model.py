@@ -142,6 +142,10 @@ class CodecConfig:
         """The frame predicted frame t is predicted from: t - 1, or a key frame's key frame before."""
         return reference_frame(t, self.intra_period, self.key_prediction)
 
+    def intra_frames(self, frames: int) -> list[int]:
+        """The frames (of `frames`) coded from their latents alone."""
+        return [t for t in range(frames) if self.is_intra(t)]
+
     def inter_frames(self, frames: int) -> list[int]:
         """The frames (of `frames`) that are predicted; motion fields come in this order."""
         return [t for t in range(frames) if not self.is_intra(t)]

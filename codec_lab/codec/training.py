@@ -173,7 +173,7 @@ class LatentModel(nn.Module):
         order) trained first: its synthesis and ARM, and its latents rounded into this model's intra
         slices, which stay as they are from now on, as does the synthesis (only intra frames use it).
         The ARM trains on."""
-        intra = [t for t in range(self.latent_shapes[0][0]) if self.cfg.is_intra(t)]
+        intra = self.cfg.intra_frames(self.latent_shapes[0][0])
         if any(s != 1 for s in self.cfg.temporal_strides) or trained.latent_shapes[0][0] != len(intra):
             raise ValueError("freeze_intra needs one slice per frame in every level, and a model of the intra frames")
         self.synth.load_state_dict(trained.synth.state_dict())
@@ -230,7 +230,8 @@ class LatentModel(nn.Module):
         if self.inter is None:
             return to_420(self.synth(x))
         # Predicted frames form chains from each intra frame: frame t is predicted by its reference
-        # (frame t-1, or with key prediction a key frame's key frame before) as the decoder will have it (8-bit, straight-through gradient), so the gradient of every
+        # (frame t-1, or with key prediction a key frame's key frame before) as the decoder will
+        # have it (8-bit, straight-through gradient), so the gradient of every
         # frame reaches the intra frame of its chain. (Cutting the gradient along the chain was
         # measured worse: frame 0 got better, the later frames drifted down by ~1 dB a frame on N06.)
         waves, rows, sources, order = self._waves(tuple(frames), x.device)
@@ -337,7 +338,7 @@ class TrainStep:
         self.model, self.y, self.uv, self.lmbda = model, y, uv, lmbda
         self.amp, self.graphable = amp and y.device.type == "cuda", graphable
         self.frames = list(range(y.shape[0]))
-        self.intra_frames = [t for t in self.frames if model.cfg.is_intra(t)]
+        self.intra_frames = model.cfg.intra_frames(len(self.frames))
         intra_index = torch.tensor(self.intra_frames, device=y.device)
         self.intra_targets = y.index_select(0, intra_index), uv.index_select(0, intra_index)  # once, not every warm-up iteration
         self.pixels = float(y.numel())
