@@ -243,14 +243,15 @@ def test_a_bad_key_prediction_flag_is_refused(good_file):
     """The header's last byte: 0 or 1, and 1 only with an inter synthesis and an intra period."""
     header_len = struct.unpack(">H", good_file[5:7])[0]
     header = bitstream.parse_file(good_file).header
-    assert not header.key_prediction
-    for flag, message in ((2, "key prediction flag 2"), (1, "key prediction without")):
+    keyed = bool(header.inter_synth and header.intra_period)
+    assert header.key_prediction == keyed  # the presets' default, wherever it applies
+    for flag in (0, 1, 2):
         data = bytearray(good_file)
         data[7 + header_len - 1] = flag
-        if flag == 1 and header.inter_synth and header.intra_period:
-            decode_bytes(reseal(bytes(data)))  # a legal flag (2 frames, no key frame after frame 0): it decodes
-            continue
-        with pytest.raises(BitstreamError, match=message):
+        if flag == 2 or (flag == 1 and not keyed):
+            with pytest.raises(BitstreamError, match=f"key prediction flag {flag}" if flag == 2 else "key prediction without"):
+                decode_bytes(reseal(bytes(data)))
+        else:  # a legal flag (2 frames, no key frame after frame 0): it decodes
             decode_bytes(reseal(bytes(data)))
 
 

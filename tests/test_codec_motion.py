@@ -310,7 +310,7 @@ def test_motion_file_header_and_section(motion_file):
         (b"\x00" * 6, {}, "not a multiple of 4"),
         (None, {"motion_block": 12}, "motion block size 12"),
         (None, {"motion_block": 8, "inter_synth": ()}, "motion vectors without an inter synthesis"),
-        (None, {"intra_period": 1}, "0 predicted frames"),  # every frame intra, yet a motion section
+        (None, {"intra_period": 1, "key_prediction": False}, "0 predicted frames"),  # every frame intra, yet motion
     ],
 )
 def test_hostile_motion_sections(motion_file, section, header, message):
@@ -351,7 +351,7 @@ def test_the_warmup_rate_counts_only_the_intra_frames(period, intra, idle):
     they are all zero)."""
     from codec_lab.codec.training import LatentModel
 
-    cfg = with_prediction(TEST, "motion", intra_period=period).config
+    cfg = with_prediction(TEST, "motion", intra_period=period, key_prediction=False).config
     shapes = level_shapes(cfg, 4, 16, 16)
     assert [t for t in range(4) if cfg.is_intra(t)] == intra
     model = LatentModel(cfg, shapes, dict.fromkeys(cfg.inter_frames(4), np.zeros((2, 2, 2), np.int64)))
@@ -444,3 +444,5 @@ def test_key_prediction_asked_for_where_it_cannot_apply():
     assert not with_prediction(keyed, "intra").config.key_prediction
     assert not with_prediction(keyed, "motion", 0).config.key_prediction
     assert with_prediction(keyed, "motion", 4).config.key_prediction
+    for preset in PRESETS.values():  # the shipped default where it applies (docs/codec.md, sessions 8-9)
+        assert preset.key_prediction and preset.intra_first and with_prediction(preset, "motion").config.key_prediction

@@ -60,3 +60,16 @@ def test_models_trained_together_count_what_they_keep(monkeypatch):
     encoder.check_training_memory(2, 32, 48, torch.device("cpu"), models=4)  # 3.1 GB + 3 models' state: fits
     with pytest.raises(CodecLabError, match=r"2 frames of 48x32 \(4 models together\) needs about 11\.9 GB and cuda has"):
         encoder.check_training_memory(2, 32, 48, torch.device("cuda"), models=4)
+
+
+def test_training_settings_reach_the_preset_and_nonsense_is_refused():
+    codec = get_codec("semantic_latent", preset="test")
+    preset = codec._preset({"lmbda": 1e-3, "prediction": "motion", "intra_first": False, "intra_iteration_factor": 3,
+                            "key_prediction": False, "intra_period": 4})
+    assert not preset.intra_first and preset.intra_iteration_factor == 3
+    assert not preset.config.key_prediction and preset.config.intra_period == 4
+    assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).config.key_prediction  # the preset's default
+    for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
+                         ({"key_prediction": "yes"}, "key_prediction must be true or false")):
+        with pytest.raises(CodecLabError, match=message):
+            codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

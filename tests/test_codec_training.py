@@ -206,7 +206,8 @@ def test_one_diverging_training_does_not_stop_its_companions(tmp_path, monkeypat
 
 
 def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp_path):
-    """Preset.intra_first: frame 0 trains first as an all-intra model at lambda / 4; the video model
+    """Preset.intra_first: frame 0 trains first as an all-intra model at lambda / 4, for
+    intra_iteration_factor x the iterations and that share of a time cap; the video model
     then starts from its synthesis, ARM and rounded latents, keeps frame 0's latents and the synthesis
     as they are, trains the rest (and the ARM), and the file decodes to the encoder's reconstruction."""
     import numpy as np
@@ -216,7 +217,8 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
 
     stage_one, frozen = [], []
     real_train, real_freeze = encoder.train, LatentModel.freeze_intra
-    monkeypatch.setattr(encoder, "train", lambda model, y, *a, **k: stage_one.append((y.shape[0], a[1])) or real_train(model, y, *a, **k))
+    monkeypatch.setattr(encoder, "train", lambda model, y, *a, **k: stage_one.append((y.shape[0], a[1], a[2].iterations, k["max_seconds"]))
+                        or real_train(model, y, *a, **k))
 
     def freeze(self, trained):
         real_freeze(self, trained)
@@ -224,9 +226,11 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
                        [p.detach().clone() for p in self.arm.parameters()]))
 
     monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
-    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True)
-    result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset)
-    assert stage_one == [(1, pytest.approx(0.25e-3))]  # frame 0 alone (2 is predicted from it), at lambda / 4
+    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_iteration_factor=2)
+    result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset,
+                                 max_seconds=1000)
+    # frame 0 alone (2 is predicted from it), at lambda / 4, 40 iterations: 40 / (40 + 3 x 20) of the cap (less the motion search's)
+    assert stage_one == [(1, pytest.approx(0.25e-3), 40, pytest.approx(400, rel=0.01))]
     model, latents, synth, arm = frozen[0]
     assert all(torch.equal(now[0], then[0]) and torch.equal(now[0], torch.round(now[0])) for now, then in zip(model.latents, latents))
     assert any(not torch.equal(now[1:], then[1:]) for now, then in zip(model.latents, latents))  # the P-frames trained

@@ -273,11 +273,11 @@ def encode_clip_points(
 def _train_intra_first(job: _Job, y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int, amp: bool,
                        max_seconds: float | None, cuda_graphs: bool | None) -> None:
     """Preset.intra_first: the intra frames trained first, alone, as an all-intra model with the
-    preset's whole schedule at lambda x intra_lambda_factor, then frozen into the job's model
+    preset's schedule stretched by intra_iteration_factor at lambda x intra_lambda_factor, then frozen into the job's model
     (LatentModel.freeze_intra), which trains the rest without a warm-up. Trained jointly, a lone
     I-frame (key prediction) came out worse: Foreman 16 frames, lambda 6e-3, 2,587 B at 30.3 dB
     against 1,376 B at 32.8 trained first (docs/codec.md, session 8). Under a time cap it gets its
-    frames' share of the cap."""
+    share of the compute (frames x iterations) of the cap."""
     cfg, (frames, height, width) = job.cfg, job.size
     intra = cfg.intra_frames(frames)
     intra_cfg = replace(cfg, inter_synth=(), motion_block=0, intra_period=0, key_prediction=False)
@@ -286,9 +286,11 @@ def _train_intra_first(job: _Job, y: torch.Tensor, uv: torch.Tensor, preset: Pre
     if dev.type == "cpu":
         first.use_channels_last()
     index = torch.tensor(intra, device=dev)
-    train(first, y.index_select(0, index), uv.index_select(0, index), job.lmbda * preset.intra_lambda_factor, replace(preset, config=intra_cfg),
-          max_seconds=None if max_seconds is None else max_seconds * len(intra) / frames, amp=amp, progress=None,
-          cuda_graphs=dev.type == "cuda" and cuda_graphs is not False)
+    iterations = max(1, round(preset.iterations * preset.intra_iteration_factor))
+    share = len(intra) * iterations / (len(intra) * iterations + frames * preset.iterations)  # of the compute, ~ frames x iterations
+    train(first, y.index_select(0, index), uv.index_select(0, index), job.lmbda * preset.intra_lambda_factor,
+          replace(preset, config=intra_cfg, iterations=iterations), max_seconds=None if max_seconds is None else max_seconds * share,
+          amp=amp, progress=None, cuda_graphs=dev.type == "cuda" and cuda_graphs is not False)
     job.model.freeze_intra(first)
 
 
