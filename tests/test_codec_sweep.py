@@ -65,11 +65,12 @@ def test_models_trained_together_count_what_they_keep(monkeypatch):
 def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     codec = get_codec("semantic_latent", preset="test")
     preset = codec._preset({"lmbda": 1e-3, "prediction": "motion", "intra_first": False, "intra_iteration_factor": 3,
-                            "key_prediction": False, "intra_period": 4})
-    assert not preset.intra_first and preset.intra_iteration_factor == 3
+                            "intra_lambda_factor": 0.125, "key_prediction": False, "intra_period": 4})
+    assert not preset.intra_first and preset.intra_iteration_factor == 3 and preset.intra_lambda_factor == 0.125
     assert not preset.config.key_prediction and preset.config.intra_period == 4
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).config.key_prediction  # the preset's default
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
+                         ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"key_prediction": "yes"}, "key_prediction must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -17,7 +17,8 @@ from codec_lab.errors import CodecLabError
 from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
-                  "key_prediction", "intra_first", "intra_iteration_factor"}
+                  "key_prediction", "intra_first", "intra_iteration_factor",
+                  "intra_lambda_factor"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -112,11 +113,12 @@ class SemanticLatentCodec:
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
         if "intra_first" in settings:  # encoder._train_intra_first
             preset = replace(preset, intra_first=bool(settings["intra_first"]))
-        if "intra_iteration_factor" in settings:
-            factor = float(settings["intra_iteration_factor"])
-            if not 0 < factor <= 100:
-                raise CodecLabError(f"intra_iteration_factor must be in (0, 100], not {factor}")
-            preset = replace(preset, intra_iteration_factor=factor)
+        for name in ("intra_iteration_factor", "intra_lambda_factor"):  # the intra-first stage's schedule and lambda
+            if name in settings:
+                factor = float(settings[name])
+                if not 0 < factor <= 100:
+                    raise CodecLabError(f"{name} must be in (0, 100], not {settings[name]!r}")
+                preset = replace(preset, **{name: factor})
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
