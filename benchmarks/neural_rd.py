@@ -160,6 +160,8 @@ def main() -> int:
                         help="with intra first: the intra frames train for this many times the preset's iterations (default: the preset's)")
     parser.add_argument("--intra-lambda-factor", type=float, default=None,
                         help="with intra first: the intra frames train at lambda times this (default: the preset's, 0.25)")
+    parser.add_argument("--synth-hidden", type=int, default=None,
+                        help="channels of both synthesis networks' hidden layers (default: the preset's, 16)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")
@@ -203,7 +205,8 @@ def main() -> int:
                     **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {}),
                     **({"intra_first": args.intra_first} if args.intra_first is not None else {}),
                     **({"intra_iteration_factor": args.intra_iteration_factor} if args.intra_iteration_factor is not None else {}),
-                    **({"intra_lambda_factor": args.intra_lambda_factor} if args.intra_lambda_factor is not None else {})}
+                    **({"intra_lambda_factor": args.intra_lambda_factor} if args.intra_lambda_factor is not None else {}),
+                    **({"synth_hidden": args.synth_hidden} if args.synth_hidden is not None else {})}
 
         def stem(name: str, lm: float) -> str:
             return str(out / name / f"semantic_latent_l{lm:g}")

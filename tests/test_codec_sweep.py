@@ -69,8 +69,11 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert not preset.intra_first and preset.intra_iteration_factor == 3 and preset.intra_lambda_factor == 0.125
     assert not preset.config.key_prediction and preset.config.intra_period == 4
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).config.key_prediction  # the preset's default
+    narrow = codec._preset({"lmbda": 1e-3, "prediction": "motion", "synth_hidden": 5}).config
+    assert [layer.out for layer in narrow.synth + narrow.inter_synth if layer.relu] == [5, 5]  # the test preset: one hidden layer each
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
+                         ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
                          ({"key_prediction": "yes"}, "key_prediction must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

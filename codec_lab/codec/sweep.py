@@ -18,7 +18,7 @@ from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
-                  "intra_lambda_factor"}
+                  "intra_lambda_factor", "synth_hidden"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -93,6 +93,7 @@ class SemanticLatentCodec:
             DEFAULT_PREDICTION,
             get_preset,
             with_prediction,
+            with_synth_hidden,
         )
 
         unknown = set(settings) - KNOWN_SETTINGS
@@ -111,6 +112,8 @@ class SemanticLatentCodec:
             if settings["arm_context"] not in ARM_CONTEXTS:
                 raise CodecLabError(f"arm_context {settings['arm_context']!r} is not one of {', '.join(ARM_CONTEXTS)}")
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
+        if "synth_hidden" in settings:
+            preset = with_synth_hidden(preset, int(settings["synth_hidden"]))
         if "intra_first" in settings:  # encoder._train_intra_first
             preset = replace(preset, intra_first=bool(settings["intra_first"]))
         for name in ("intra_iteration_factor", "intra_lambda_factor"):  # the intra-first stage's schedule and lambda
