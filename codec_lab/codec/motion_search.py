@@ -34,6 +34,11 @@ LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of
 # The smoothness candidates (LAMBDA_SAD values) choose_motion weighs, with the block sizes, by the
 # codec's lambda: Foreman QCIF 16x16, 48 instead of 16: 36% fewer motion bytes for 0.07 dB of prediction.
 SMOOTHNESS = (16.0, 48.0)
+# The share of a prediction error that prediction_cost counts as distortion: the inter latents
+# correct the rest, at a price below lambda x its MSE. Foreman 30 frames, lambda 2e-3: at 1 (the
+# whole error) 8x8 vectors, 3,498 B, 28% of the file; at 0.5 16x16, 854 B, and +0.3 dB at equal
+# rate (docs/codec.md, session 9).
+PREDICTION_ERROR_KEPT = 0.5
 COARSE_PIXELS = 400_000  # frames larger than this (~730x548) are searched coarse to fine
 COARSE = 4  # ... on frames this many times smaller first
 REFINE = 2  # ... then within +-REFINE whole pixels of the coarse vector, at full size
@@ -176,13 +181,14 @@ def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: li
 def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int],
                     references: list[int] | None = None) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
-    motion-compensated source frames (weighted as in the loss) plus the fields' bits per pixel."""
+    motion-compensated source frames (weighted as in the loss, times PREDICTION_ERROR_KEPT) plus
+    the fields' bits per pixel."""
     t, h, w = y.shape
     mse = 0.0
     for k, r, field in zip(frames, _references(frames, references), fields):
         pred = compensate(torch.from_numpy(y[r].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
-    return PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
+    return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
 
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
