@@ -28,7 +28,7 @@ PRESET="${PRESET:-full}"
 PREDICTION="${PREDICTION:-motion}"
 INTRA_PERIOD="${INTRA_PERIOD:-8}"  # with motion: an intra frame every 8 (one 48-frame chain trained badly on the CPU)
 KEY_PREDICTION="${KEY_PREDICTION:-1}"  # 1: only frame 0 intra, each key frame predicted from the key frame before (format 6)
-INTRA_FIRST="${INTRA_FIRST:-1}"  # 1: the intra frame(s) trained first, alone, then frozen (session 8: ~-20% rate on the CPU)
+INTRA_FIRST="${INTRA_FIRST:-1}"  # 1: the intra frame(s) trained first, alone, 4x the iterations, then frozen (docs/codec.md, sessions 8-9)
 DEVICE="${DEVICE:-cuda}"
 TOGETHER="${TOGETHER:-1}"  # 1: one process per clip trains its 4 lambdas together (their kernels overlap); 0: a process per point
 # seconds outside training: process start, CUDA init, motion search, finalizing, decoding (H200, a process per point: 46-58 s;
@@ -117,8 +117,11 @@ fi
 echo "sweep: $JOBS jobs (together: $TOGETHER), $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD, key prediction $KEY_PREDICTION, intra first $INTRA_FIRST" | tee -a "$OUT/smoke.txt"
 status=0  # a failed point still leaves the others' results to copy
 if [ "$TOGETHER" = 1 ]; then NEURAL_RD_ARGS="--together ${NEURAL_RD_ARGS:-}"; fi
-if [ "$KEY_PREDICTION" = 1 ] && [ "$PREDICTION" != intra ]; then NEURAL_RD_ARGS="--key-prediction ${NEURAL_RD_ARGS:-}"; fi
-if [ "$INTRA_FIRST" = 1 ] && [ "$PREDICTION" != intra ]; then NEURAL_RD_ARGS="--intra-first ${NEURAL_RD_ARGS:-}"; fi
+# both are the presets' defaults since session 9: 0 turns them off (never passed with intra)
+if [ "$PREDICTION" != intra ]; then
+  if [ "$KEY_PREDICTION" = 1 ]; then NEURAL_RD_ARGS="--key-prediction ${NEURAL_RD_ARGS:-}"; else NEURAL_RD_ARGS="--no-key-prediction ${NEURAL_RD_ARGS:-}"; fi
+  if [ "$INTRA_FIRST" = 1 ]; then NEURAL_RD_ARGS="--intra-first ${NEURAL_RD_ARGS:-}"; else NEURAL_RD_ARGS="--no-intra-first ${NEURAL_RD_ARGS:-}"; fi
+fi
 "$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
   --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?
 cp "$WORK"/rd/*.json "$WORK/rd/summary.md" "$OUT/rd/" || true
