@@ -273,8 +273,8 @@ def encode_clip_points(
 def _train_intra_first(job: _Job, y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int, amp: bool,
                        max_seconds: float | None, cuda_graphs: bool | None) -> None:
     """Preset.intra_first: the intra frames trained first, alone, as an all-intra model with the
-    preset's schedule stretched by intra_iteration_factor at lambda x intra_lambda_factor, then frozen into the job's model
-    (LatentModel.freeze_intra), which trains the rest without a warm-up. Trained jointly, a lone
+    preset's schedule stretched by intra_iteration_factor, at lambda x intra_lambda_factor, then
+    frozen into the job's model (LatentModel.freeze_intra), which trains the rest without a warm-up. Trained jointly, a lone
     I-frame (key prediction) came out worse: Foreman 16 frames, lambda 6e-3, 2,587 B at 30.3 dB
     against 1,376 B at 32.8 trained first (docs/codec.md, session 8). Under a time cap it gets its
     share of the compute (frames x iterations) of the cap."""
