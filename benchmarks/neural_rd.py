@@ -43,6 +43,9 @@ CLIPS = {
     "n06": lambda: next(TESTDATA.glob("N06_*.y4m")),
 }
 FRAMES = {"foreman": 30, "carphone": 30, "mobile": 25, "n06": 48}
+# semantic_latent settings passed on only when their flag is given (else the preset's own value)
+OPTIONAL_SETTINGS = ("intra_period", "arm_context", "key_prediction", "intra_first", "intra_iteration_factor",
+                     "intra_lambda_factor", "synth_hidden")
 ANCHOR_CRFS = {"x264": (23, 28, 33, 38, 43, 48), "x265": (25, 30, 35, 40, 45, 50), "av1": (32, 40, 48, 56, 63)}
 
 
@@ -200,13 +203,7 @@ def main() -> int:
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         def settings(lm: float) -> dict:
             return {"lmbda": lm, "preset": args.preset, "prediction": args.prediction,
-                    **({"intra_period": args.intra_period} if args.intra_period is not None else {}),
-                    **({"arm_context": args.arm_context} if args.arm_context else {}),
-                    **({"key_prediction": args.key_prediction} if args.key_prediction is not None else {}),
-                    **({"intra_first": args.intra_first} if args.intra_first is not None else {}),
-                    **({"intra_iteration_factor": args.intra_iteration_factor} if args.intra_iteration_factor is not None else {}),
-                    **({"intra_lambda_factor": args.intra_lambda_factor} if args.intra_lambda_factor is not None else {}),
-                    **({"synth_hidden": args.synth_hidden} if args.synth_hidden is not None else {})}
+                    **{name: getattr(args, name) for name in OPTIONAL_SETTINGS if getattr(args, name) is not None}}
 
         def stem(name: str, lm: float) -> str:
             return str(out / name / f"semantic_latent_l{lm:g}")

@@ -216,9 +216,14 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
     from codec_lab.codec.decoder import decode_file
 
     stage_one, frozen = [], []
-    real_train, real_freeze = encoder.train, LatentModel.freeze_intra
-    monkeypatch.setattr(encoder, "train", lambda model, y, *a, **k: stage_one.append((y.shape[0], a[1], a[2].iterations, k["max_seconds"]))
-                        or real_train(model, y, *a, **k))
+    real_training, real_freeze = encoder.Training, LatentModel.freeze_intra
+
+    def training(model, y, uv, lmbda, preset, **k):
+        if not preset.config.inter:  # the first stage's all-intra model
+            stage_one.append((y.shape[0], lmbda, preset.iterations, k["max_seconds"]))
+        return real_training(model, y, uv, lmbda, preset, **k)
+
+    monkeypatch.setattr(encoder, "Training", training)
 
     def freeze(self, trained):
         real_freeze(self, trained)

@@ -41,7 +41,6 @@ from codec_lab.codec.training import (
     _distortion,
     _targets,
     reproducible_kernels,
-    train,
     train_together,
 )
 from codec_lab.errors import CodecLabError
@@ -250,8 +249,7 @@ def encode_clip_points(
     y, uv = _targets(padded, dev)
     with reproducible_kernels(dev):
         if preset.intra_first and preset.config.inter:
-            for job in jobs:
-                _train_intra_first(job, y, uv, preset, dev, seed, amp, training_budget(max_seconds, time.monotonic() - t0), cuda_graphs)
+            _train_intra_first(jobs, y, uv, preset, dev, seed, amp, training_budget(max_seconds, time.monotonic() - t0), cuda_graphs)
         train_seconds = training_budget(max_seconds, time.monotonic() - t0)
         trainings = [Training(job.model, y, uv, job.lmbda, preset, max_seconds=train_seconds, amp=amp, progress=progress,
                               cuda_graphs=dev.type == "cuda" and cuda_graphs is not False) for job in jobs]
@@ -270,28 +268,36 @@ def encode_clip_points(
     return results
 
 
-def _train_intra_first(job: _Job, y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int, amp: bool,
-                       max_seconds: float | None, cuda_graphs: bool | None) -> None:
-    """Preset.intra_first: the intra frames trained first, alone, as an all-intra model with the
-    preset's schedule stretched by intra_iteration_factor, at lambda x intra_lambda_factor, then
-    frozen into the job's model (LatentModel.freeze_intra), which trains the rest without a warm-up. Trained jointly, a lone
-    I-frame (key prediction) came out worse: Foreman 16 frames, lambda 6e-3, 2,587 B at 30.3 dB
-    against 1,376 B at 32.8 trained first (docs/codec.md, session 8). Under a time cap it gets its
-    share of the compute (frames x iterations) of the cap."""
-    cfg, (frames, height, width) = job.cfg, job.size
-    intra = cfg.intra_frames(frames)
-    intra_cfg = replace(cfg, inter_synth=(), motion_block=0, intra_period=0, key_prediction=False)
-    torch.manual_seed(seed)
-    first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)
-    if dev.type == "cpu":
-        first.use_channels_last()
-    index = torch.tensor(intra, device=dev)
-    iterations = max(1, round(preset.iterations * preset.intra_iteration_factor))
-    share = len(intra) * iterations / (len(intra) * iterations + frames * preset.iterations)  # of the compute, ~ frames x iterations
-    train(first, y.index_select(0, index), uv.index_select(0, index), job.lmbda * preset.intra_lambda_factor,
-          replace(preset, config=intra_cfg, iterations=iterations), max_seconds=None if max_seconds is None else max_seconds * share,
-          amp=amp, progress=None, cuda_graphs=dev.type == "cuda" and cuda_graphs is not False)
-    job.model.freeze_intra(first)
+def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int,
+                       amp: bool, max_seconds: float | None, cuda_graphs: bool | None) -> None:
+    """Preset.intra_first: each job's intra frames trained first, alone, as an all-intra model with
+    the preset's schedule stretched by intra_iteration_factor, at lambda x intra_lambda_factor, then
+    frozen into the job's model (LatentModel.freeze_intra), which trains the rest without a warm-up.
+    Trained jointly, a lone I-frame (key prediction) came out worse: Foreman 16 frames, lambda 6e-3,
+    2,587 B at 30.3 dB against 1,376 B at 32.8 trained first (docs/codec.md, session 8). The jobs'
+    first stages train together, as their second stages do; under a time cap they get their share
+    of the compute (frames x iterations) of the cap."""
+    firsts, trainings = [], []
+    for job in jobs:
+        cfg, (frames, height, width) = job.cfg, job.size
+        intra = cfg.intra_frames(frames)
+        intra_cfg = replace(cfg, inter_synth=(), motion_block=0, intra_period=0, key_prediction=False)
+        torch.manual_seed(seed)
+        first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)
+        if dev.type == "cpu":
+            first.use_channels_last()
+        index = torch.tensor(intra, device=dev)
+        iterations = max(1, round(preset.iterations * preset.intra_iteration_factor))
+        share = len(intra) * iterations / (len(intra) * iterations + frames * preset.iterations)  # of the compute, ~ frames x iterations
+        trainings.append(Training(first, y.index_select(0, index), uv.index_select(0, index), job.lmbda * preset.intra_lambda_factor,
+                                  replace(preset, config=intra_cfg, iterations=iterations),
+                                  max_seconds=None if max_seconds is None else max_seconds * share, amp=amp, progress=None,
+                                  cuda_graphs=dev.type == "cuda" and cuda_graphs is not False))
+        firsts.append(first)
+    for job, first, run in zip(jobs, firsts, train_together(trainings)):
+        if run.error is not None:
+            raise run.error
+        job.model.freeze_intra(first)
 
 
 MIN_TRAIN_SHARE = 0.25  # of --max-seconds, left to training however long the motion search took
