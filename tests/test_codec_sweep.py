@@ -71,9 +71,12 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).config.key_prediction  # the preset's default
     narrow = codec._preset({"lmbda": 1e-3, "prediction": "motion", "synth_hidden": 5}).config
     assert [layer.out for layer in narrow.synth + narrow.inter_synth if layer.relu] == [5, 5]  # the test preset: one hidden layer each
+    assert codec._preset({"lmbda": 1e-3, "distortion": "psnr"}).distortion == "psnr"
+    assert codec._preset({"lmbda": 1e-3}).distortion == "mse"
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
-                         ({"key_prediction": "yes"}, "key_prediction must be true or false")):
+                         ({"key_prediction": "yes"}, "key_prediction must be true or false"),
+                         ({"distortion": "ssim"}, "distortion 'ssim' is not one of mse, psnr")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -243,3 +243,30 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
     assert any(not torch.equal(p, q) for p, q in zip(model.arm.parameters(), arm))
     decoded = decode_file(result.path).clip
     assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
+
+
+def test_psnr_distortion_has_the_value_of_mse_and_the_gradient_of_mean_psnr():
+    """Preset.distortion "psnr": the loss's distortion keeps the clip's weighted MSE as its value (so a
+    lambda means about what it did), and its gradient is that of the metric the BD-rate reads, the mean
+    over frames of (6 PSNR-Y + PSNR-U + PSNR-V) / 8, up to a positive scale: a frame already good
+    counts more per unit of MSE than a poor one."""
+    from codec_lab.codec.training import YUV_WEIGHTS, _distortion
+
+    gen = torch.Generator().manual_seed(0)
+    y, uv = torch.rand(3, 8, 8, generator=gen), torch.rand(3, 2, 4, 4, generator=gen)
+    noise = torch.tensor([0.02, 0.1, 0.3])  # frames of very different quality
+    y_hat = (y + noise[:, None, None] * torch.randn(3, 8, 8, generator=gen)).requires_grad_()
+    uv_hat = (uv + 0.05 * torch.randn(3, 2, 4, 4, generator=gen)).requires_grad_()
+    mse = _distortion(y_hat, uv_hat, y, uv)
+    psnr_kind = _distortion(y_hat, uv_hat, y, uv, kind="psnr")
+    assert psnr_kind.item() == pytest.approx(mse.item(), rel=1e-6)
+    (g_y, g_uv) = torch.autograd.grad(psnr_kind, (y_hat, uv_hat))
+    frame_y = ((y_hat - y) ** 2).mean(dim=(1, 2))
+    frame_uv = ((uv_hat - uv) ** 2).mean(dim=(2, 3))
+    log_metric = (YUV_WEIGHTS[0] * frame_y.log() + YUV_WEIGHTS[1] * frame_uv[:, 0].log() + YUV_WEIGHTS[2] * frame_uv[:, 1].log()).mean()
+    (m_y, m_uv) = torch.autograd.grad(log_metric, (y_hat, uv_hat))
+    scale = mse.item()  # d(plain * log m) = plain * dm / m
+    assert torch.allclose(g_y, scale * m_y, rtol=1e-4, atol=1e-9) and torch.allclose(g_uv, scale * m_uv, rtol=1e-4, atol=1e-9)
+    # the plain MSE's gradient is not that: the poorest frame pulls hardest there
+    (p_y,) = torch.autograd.grad(mse, y_hat)
+    assert not torch.allclose(p_y, scale * m_y, rtol=1e-2)

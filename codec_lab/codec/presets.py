@@ -26,6 +26,9 @@ class Preset:
     # and a lone frame gains from a longer schedule (Foreman 30 frames, lambda 6e-3: 4x, +0.73 dB at
     # the same rate; 4,800 iterations of 1 frame beside 1,200 of 30: ~12% more compute; docs/codec.md, session 9)
     intra_iteration_factor: float = 4.0
+    # the loss's distortion: "mse" (the clip's, Y:U:V weighed 6:1:1) or "psnr" (its gradient that of the
+    # mean over frames of PSNR-YUV, what the metric reports; training._distortion)
+    distortion: str = "mse"
     description: str = ""
     # the inter synthesis used with prediction="previous" (see `with_prediction`)
     inter_synth: tuple[LayerSpec, ...] = (
@@ -94,6 +97,9 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
                                           key_prediction=bool(keyed)))
+
+
+DISTORTIONS = ("mse", "psnr")
 
 
 def with_synth_hidden(preset: Preset, width: int) -> Preset:

@@ -18,7 +18,7 @@ from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
-                  "intra_lambda_factor", "synth_hidden"}
+                  "intra_lambda_factor", "synth_hidden", "distortion"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -122,6 +122,12 @@ class SemanticLatentCodec:
                 if not 0 < factor <= 100:
                     raise CodecLabError(f"{name} must be in (0, 100], not {settings[name]!r}")
                 preset = replace(preset, **{name: factor})
+        if "distortion" in settings:  # what the loss calls distortion: "mse" or "psnr" (training._distortion)
+            from codec_lab.codec.presets import DISTORTIONS
+
+            if settings["distortion"] not in DISTORTIONS:
+                raise CodecLabError(f"distortion {settings['distortion']!r} is not one of {', '.join(DISTORTIONS)}")
+            preset = replace(preset, distortion=str(settings["distortion"]))
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")

@@ -303,11 +303,22 @@ def _targets(clip: Clip, device: torch.device) -> tuple[torch.Tensor, torch.Tens
     return y, uv
 
 
-def _distortion(y_hat, uv_hat, y, uv) -> torch.Tensor:
-    mse_y = torch.mean((y_hat - y) ** 2)
-    mse_u = torch.mean((uv_hat[:, 0] - uv[:, 0]) ** 2)
-    mse_v = torch.mean((uv_hat[:, 1] - uv[:, 1]) ** 2)
-    return YUV_WEIGHTS[0] * mse_y + YUV_WEIGHTS[1] * mse_u + YUV_WEIGHTS[2] * mse_v
+def _distortion(y_hat, uv_hat, y, uv, kind: str = "mse") -> torch.Tensor:
+    """The clip's MSE, Y, U and V weighed as PSNR-YUV weighs them. kind "psnr": the same value, but
+    each frame's and plane's MSE weighed by (that value / its own MSE), detached, so that the
+    gradient is the gradient of what the metric averages, 10 log10 of each frame's and plane's MSE
+    (up to a scale): a frame or plane already good gains more PSNR from a unit of MSE than a poor
+    one, and plain MSE under-rates it (Preset.distortion)."""
+    if kind == "mse":
+        mse_y = torch.mean((y_hat - y) ** 2)
+        mse_u = torch.mean((uv_hat[:, 0] - uv[:, 0]) ** 2)
+        mse_v = torch.mean((uv_hat[:, 1] - uv[:, 1]) ** 2)
+        return YUV_WEIGHTS[0] * mse_y + YUV_WEIGHTS[1] * mse_u + YUV_WEIGHTS[2] * mse_v
+    frame_y = torch.mean((y_hat - y) ** 2, dim=(-2, -1))  # (T,)
+    frame_uv = torch.mean((uv_hat - uv) ** 2, dim=(-2, -1))  # (T, 2)
+    planes = (frame_y, frame_uv[:, 0], frame_uv[:, 1])
+    plain = sum(w * m for w, m in zip(YUV_WEIGHTS, planes)).mean().detach()
+    return sum(w * (m * (plain / m.detach().clamp_min(1e-10))) for w, m in zip(YUV_WEIGHTS, planes)).mean()
 
 
 def _psnr(mse: float) -> float:
@@ -337,6 +348,7 @@ class TrainStep:
                  *, amp: bool = False, graphable: bool = False) -> None:
         self.model, self.y, self.uv, self.lmbda = model, y, uv, lmbda
         self.amp, self.graphable = amp and y.device.type == "cuda", graphable
+        self.distortion = preset.distortion
         self.frames = list(range(y.shape[0]))
         self.intra_frames = model.cfg.intra_frames(len(self.frames))
         intra_index = torch.tensor(self.intra_frames, device=y.device)
@@ -373,9 +385,9 @@ class TrainStep:
         with torch.autocast(device_type=self.y.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=not self.graphable):
             y_hat, uv_hat = model.render(qs, shown)
         if warmup:
-            dist = _distortion(y_hat.float(), uv_hat.float(), *self.intra_targets)
+            dist = _distortion(y_hat.float(), uv_hat.float(), *self.intra_targets, kind=self.distortion)
         else:
-            dist = _distortion(y_hat.float(), uv_hat.float(), self.y, self.uv)
+            dist = _distortion(y_hat.float(), uv_hat.float(), self.y, self.uv, kind=self.distortion)
         bits = model.rate_bits(qs, shown if warmup else None)
         loss = dist + self.lmbda * bits / self.pixels
         # zeroed in place when graphable: a graph replays into the gradients it was captured with.
