@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3's RD benchmark on a GPU machine, as one prepared call of about 9 minutes (H200: 374 s with PYTEST=0 SWEEP_SECONDS=300, session 6, before the together checks were added).
+# Issue 3's RD benchmark on a GPU machine, as one prepared call of about 8-9 minutes (H200, session 10: 479 s with CLIPS=foreman,carphone SWEEP_SECONDS=300).
 #
 # First, here: bash benchmarks/gpu_prepare.sh   (wheels in .whl/, clips in bench-in/)
 # Then the device tool: carry [".whl", "bench-in"], timeout_s 580, command
