@@ -251,3 +251,13 @@ def test_max_seconds_counts_the_motion_search(tmp_path, monkeypatch):
     encode_clip(synthetic_clip(frames=3), tmp_path / "m.clv", lmbda=1e-3, max_seconds=2.0,
                 preset=with_prediction(replace(TEST, motion_blocks=(8, 16)), "motion"))
     assert 0.5 <= budgets[0] <= 2.0 - 0.6  # two searches of 0.3 s came out of the 2 s
+
+
+def test_four_pixel_motion_blocks_round_trip(tmp_path):
+    """4x4 vectors (the smallest the format holds; `motion_blocks` setting "4,8,16"): four times the
+    vectors of 8x8, each block's chroma 2x2; the file decodes to the encoder's reconstruction."""
+    preset = with_prediction(replace(TEST, motion_blocks=(4,)), "motion")
+    result = encode_clip(synthetic_clip(frames=3), tmp_path / "b4.clv", lmbda=1e-3, preset=preset)
+    decoded = decode_file(result.path)
+    assert decoded.header.motion_block == 4
+    assert all(np.array_equal(getattr(decoded.clip, p), getattr(result.reconstruction, p)) for p in "yuv")

@@ -18,7 +18,8 @@ from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
-                  "intra_lambda_factor", "synth_hidden", "distortion"}
+                  "intra_lambda_factor", "synth_hidden", "distortion",
+                  "motion_blocks"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -128,6 +129,14 @@ class SemanticLatentCodec:
             if settings["distortion"] not in DISTORTIONS:
                 raise CodecLabError(f"distortion {settings['distortion']!r} is not one of {', '.join(DISTORTIONS)}")
             preset = replace(preset, distortion=str(settings["distortion"]))
+        if "motion_blocks" in settings:  # prediction motion: the block sizes the encoder chooses among, "4,8,16"
+            from codec_lab.codec.bitstream import MOTION_BLOCKS
+
+            raw = str(settings["motion_blocks"])
+            blocks = tuple(int(b) for b in raw.split(",") if b.strip().isdigit())
+            if not blocks or len(blocks) != len(raw.split(",")) or any(b not in MOTION_BLOCKS for b in blocks):
+                raise CodecLabError(f"motion_blocks {raw!r}: give block sizes separated by commas, each one of {', '.join(map(str, MOTION_BLOCKS))}")
+            preset = replace(preset, motion_blocks=blocks)
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
