@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from codec_lab.codec.bitstream import MAX_INTRA_PERIOD
 from codec_lab.codec.model import CodecConfig, LayerSpec
 
+DISTORTIONS = ("mse", "psnr")  # Preset.distortion's values (training._distortion)
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -97,9 +99,6 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
                                           key_prediction=bool(keyed)))
-
-
-DISTORTIONS = ("mse", "psnr")
 
 
 def with_synth_hidden(preset: Preset, width: int) -> Preset:

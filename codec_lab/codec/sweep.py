@@ -133,10 +133,10 @@ class SemanticLatentCodec:
             from codec_lab.codec.bitstream import MOTION_BLOCKS
 
             raw = str(settings["motion_blocks"])
-            blocks = tuple(int(b) for b in raw.split(",") if b.strip().isdigit())
-            if not blocks or len(blocks) != len(raw.split(",")) or any(b not in MOTION_BLOCKS for b in blocks):
+            parts = raw.split(",")
+            if not all(part.strip().isdigit() and int(part) in MOTION_BLOCKS for part in parts):
                 raise CodecLabError(f"motion_blocks {raw!r}: give block sizes separated by commas, each one of {', '.join(map(str, MOTION_BLOCKS))}")
-            preset = replace(preset, motion_blocks=blocks)
+            preset = replace(preset, motion_blocks=tuple(int(part) for part in parts))
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
