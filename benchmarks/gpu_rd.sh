@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_rd.sh "$OUT"
 #
 # 1. Preflight (seconds): the clips are there, the packages import, CUDA is seen.
-# 2. Smoke (about a minute): pytest's CUDA test (a CUDA-trained file decoded by a process that
+# 2. Smoke (about two minutes): pytest's CUDA test (a CUDA-trained file decoded by a process that
 #    sees no GPU), then a real clip trained on CUDA with each kind of prediction, decoded on the
 #    CPU and compared bit for bit with the encoder's reconstruction; then seconds per iteration
 #    and per frame at 352x288 (30 frames) and 1920x1080 (1 and 4 frames), from CUDA graphs (EAGER=1: eager too),
@@ -119,9 +119,8 @@ else
   "$PY" benchmarks/gpu_together.py --device cpu --sizes 352x288x2 --counts 1 | tee -a "$OUT/speed.txt" || status=$?
 fi
 
-# 3. the sweep: 16 trainings in WAVES waves, each capped at its share of the time
+# 3. the sweep: 4 trainings a clip in WAVES waves, each capped at its share of the time
 echo "sweep: $JOBS jobs (together: $TOGETHER), $WAVES wave(s), training capped at ${CAP}s a point, preset $PRESET, prediction $PREDICTION, intra period $INTRA_PERIOD, key prediction $KEY_PREDICTION, intra first $INTRA_FIRST" | tee -a "$OUT/smoke.txt"
-# a failed point still leaves the others' results to copy
 if [ "$TOGETHER" = 1 ]; then NEURAL_RD_ARGS="--together ${NEURAL_RD_ARGS:-}"; fi
 # both are the presets' defaults since session 9: 0 turns them off (never passed with intra)
 if [ "$PREDICTION" != intra ]; then
@@ -132,7 +131,7 @@ fi
 ( while sleep 10; do cp "$WORK"/rd/*.json "$WORK"/rd/summary.md "$OUT/rd/" 2>/dev/null; done ) &
 COPIER=$!
 "$PY" benchmarks/neural_rd.py --device "$DEVICE" --preset "$PRESET" --max-seconds "$CAP" --jobs "$JOBS" --threads 1 \
-  --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --clips "$CLIPS" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?
+  --prediction "$PREDICTION" --intra-period "$INTRA_PERIOD" --clips "$CLIPS" --out "$WORK/rd" ${NEURAL_RD_ARGS:-} || status=$?  # a failed point leaves the others' results to copy
 kill "$COPIER" 2>/dev/null || true
 cp "$WORK"/rd/*.json "$WORK/rd/summary.md" "$OUT/rd/" || true
 echo "done (status $status): results in $OUT"

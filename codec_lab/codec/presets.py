@@ -43,6 +43,10 @@ class Preset:
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
     key_prediction: bool = True  # ... except that key frames after frame 0 are predicted from the key frame before
 
+    def __post_init__(self) -> None:
+        if self.distortion not in DISTORTIONS:  # training._distortion would otherwise take any other name as "psnr"
+            raise ValueError(f"distortion {self.distortion!r} is not one of {DISTORTIONS}")
+
 
 DEFAULT_CONFIG = CodecConfig()
 

@@ -309,7 +309,7 @@ def _distortion(y_hat, uv_hat, y, uv, kind: str = "mse") -> torch.Tensor:
     gradient is the gradient of what the metric averages, 10 log10 of each frame's and plane's MSE
     (up to a scale): a frame or plane already good gains more PSNR from a unit of MSE than a poor
     one, and plain MSE under-rates it (Preset.distortion)."""
-    if kind == "mse":
+    if kind == "mse":  # as it always was, summed over the whole clip: files trained on mse keep their bytes
         mse_y = torch.mean((y_hat - y) ** 2)
         mse_u = torch.mean((uv_hat[:, 0] - uv[:, 0]) ** 2)
         mse_v = torch.mean((uv_hat[:, 1] - uv[:, 1]) ** 2)
