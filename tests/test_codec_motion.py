@@ -158,9 +158,9 @@ def test_block_size_follows_the_rate_trade_off():
             cur[8 * i : 8 * i + 8, 8 * j : 8 * j + 8] = padded[3 + dy + 8 * i : 3 + dy + 8 * i + 8, 3 + dx + 8 * j : 3 + dx + 8 * j + 8]
     y = np.stack([ref, cur])
     small, fields = choose_motion(y, (8, 16), 1e-6, [1])  # bits nearly free: the field that predicts best
-    assert small == 8 and np.array_equal(fields[0], 2 * moves)
+    assert small == (8, 0) and np.array_equal(fields[0], 2 * moves)
     large, _ = choose_motion(y, (8, 16), 100.0, [1])  # bits dear: the field with fewer vectors
-    assert large == 16
+    assert large == (16, 0)
 
 
 def test_fields_round_trip_through_the_motion_section():
@@ -304,7 +304,7 @@ def test_motion_file_header_and_section(motion_file):
     "section, header, message",
     [
         (b"", {}, "does not fit a header with motion block"),  # motion header, no section
-        (b"\x00", {}, "fewer than the 4 scale ids"),
+        (b"\x00", {}, "fewer than the 4 table ids"),
         (bytes([0, 0, 0, 200]) + b"\x00" * 8, {}, "scale id 200"),
         (bytes(4), {}, "damaged"),  # ids and no coded vectors at all
         (b"\x00" * 6, {}, "not a multiple of 4"),

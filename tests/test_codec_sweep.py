@@ -75,12 +75,16 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert codec._preset({"lmbda": 1e-3}).distortion == "mse"
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_blocks": "4,8"}).motion_blocks == (4, 8)
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_blocks": 4}).config.motion_block == 4
+    assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_depth": 2}).motion_depth == 2
+    assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_depth == 0
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
                          ({"key_prediction": "yes"}, "key_prediction must be true or false"),
                          ({"distortion": "ssim"}, "distortion 'ssim' is not one of mse, psnr"),
                          ({"motion_blocks": "4,6"}, "motion_blocks '4,6': give block sizes"),
-                         ({"motion_blocks": "8,,16"}, "motion_blocks '8,,16': give block sizes")):
+                         ({"motion_blocks": "8,,16"}, "motion_blocks '8,,16': give block sizes"),
+                         ({"motion_depth": 4}, "motion_depth must be 0..3"),
+                         ({"motion_depth": "-1"}, "motion_depth must be 0..3")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (6; versions 1 to 5, which lack the later fields, still decode)
+    4       1     format version (7; versions 1 to 6, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -20,7 +20,10 @@ Layout (all integers big-endian):
                   1: raster-causal, decoded by wavefronts; see `model.py`),
                   [version 6] key prediction u8 (0: frames 0, P, 2P, ... are intra; 1: only
                   frame 0 is, and key frame kP is predicted from key frame (k-1)P; needs an
-                  intra period P)
+                  intra period P),
+                  [version 7] motion split depth u8 (0: one vector per motion block; d: root
+                  blocks of motion block << d a side, each split in four or not, down to
+                  the motion block; see `motion.py`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -49,8 +52,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -67,6 +70,7 @@ DEFAULT_MAX_PIXELS = 1 << 28  # frames x width x height the decoder agrees to pr
 EG_MAX_ZEROS = 20
 WEIGHT_LIMIT = (1 << 15) - 1
 MOTION_BLOCKS = (4, 8, 16, 32)  # the block sizes `motion.py` may use
+MAX_MOTION_ROOT = 64  # the largest quadtree root block (motion block << split depth)
 MAX_INTRA_PERIOD = MAX_FRAMES
 ARM_CONTEXTS = ("phases", "raster")  # header ids 0, 1 (model.py: what each is)
 
@@ -108,6 +112,7 @@ class Header:
     intra_period: int = 0  # 0: only frame 0 is intra
     arm_context: str = "raster"  # one of ARM_CONTEXTS (files before version 5: "phases")
     key_prediction: bool = False  # key frames after frame 0 predicted from the key frame before (version 6)
+    motion_depth: int = 0  # motion fields as quadtrees of this many split levels (version 7)
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -130,7 +135,8 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBHBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction)
+    return body + struct.pack(">BBHBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
+                              h.motion_depth)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -216,10 +222,15 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         (key_prediction,) = r.unpack(">B")
         _check(key_prediction in (0, 1), f"key prediction flag {key_prediction} is not 0 or 1")
         _check(not key_prediction or (inter_synth and intra_period), "key prediction without an inter synthesis and an intra period")
+    motion_depth = 0
+    if version >= 7:
+        (motion_depth,) = r.unpack(">B")
+        _check(not motion_depth or (motion_block and motion_block << motion_depth <= MAX_MOTION_ROOT),
+               f"motion split depth {motion_depth} does not fit motion block {motion_block} (roots up to {MAX_MOTION_ROOT})")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
                   synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context],
-                  bool(key_prediction))
+                  bool(key_prediction), motion_depth)
 
 
 def parse_file(data: bytes) -> Parsed:

@@ -93,6 +93,27 @@ def _model(tid: int):
     return constriction.stream.model.Categorical(probs, perfect=False)
 
 
+FLAG_STEPS = 32  # a binary flag's probability of 1 is k / FLAG_STEPS, k = 1 .. FLAG_STEPS - 1 (a flag costs >= 0.046 bits)
+
+
+@lru_cache(maxsize=FLAG_STEPS)
+def _flag_model(k: int):
+    import constriction
+
+    return constriction.stream.model.Categorical(np.array([FLAG_STEPS - k, k], np.float64) / FLAG_STEPS, perfect=False)
+
+
+def flag_bits(k: int, flags: np.ndarray) -> float:
+    """Ideal code length of binary `flags` when a 1 has probability k / FLAG_STEPS."""
+    ones = int(np.count_nonzero(flags))
+    return float(ones * (np.log2(FLAG_STEPS) - np.log2(k)) + (len(flags) - ones) * (np.log2(FLAG_STEPS) - np.log2(FLAG_STEPS - k)))
+
+
+def best_flag_step(flags: np.ndarray) -> int:
+    """The k (1 .. FLAG_STEPS - 1) that codes these flags in the fewest bits."""
+    return min(range(1, FLAG_STEPS), key=lambda k: flag_bits(k, flags))
+
+
 def table_bits(tid: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     """Ideal code length in bits of each symbol (index into 0..K-1) under its table (a check only)."""
     counts = frequency_tables()[tid, symbols]
@@ -122,6 +143,13 @@ class LatentEncoder:
         self.ideal_bits += float(table_bits(tid, symbols).sum())
         return symbols
 
+    def code_flags(self, k: int, flags: np.ndarray) -> np.ndarray:
+        """Binary flags, a 1 having probability k / FLAG_STEPS."""
+        if len(flags):
+            self._enc.encode(np.ascontiguousarray(flags, dtype=np.int32), _flag_model(k))
+        self.ideal_bits += flag_bits(k, flags)
+        return flags
+
     def finish(self) -> bytes:
         return self._enc.get_compressed().astype("<u4").tobytes()
 
@@ -139,20 +167,26 @@ class LatentDecoder:
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
         self._dec = constriction.stream.queue.RangeDecoder(words)
 
+    def _decode(self, model, n: int) -> np.ndarray:
+        try:
+            return self._dec.decode(model, n)
+        except BaseException as exc:  # constriction raises (or panics, a BaseException) on data it cannot decode
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            from codec_lab.errors import BitstreamError
+
+            raise BitstreamError(f"{self.section} data cannot be decoded ({exc}): the file is damaged") from None
+
     def code(self, tid: np.ndarray, symbols: np.ndarray | None = None) -> np.ndarray:
         order, uniq, spans = group_order(tid)
         out = np.empty(len(tid), dtype=np.int64)
         for t, (a, b) in zip(uniq.tolist(), spans.tolist()):
-            try:
-                got = self._dec.decode(_model(int(t)), int(b - a))
-            except BaseException as exc:  # constriction raises (or panics, a BaseException) on data it cannot decode
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                from codec_lab.errors import BitstreamError
-
-                raise BitstreamError(f"{self.section} data cannot be decoded ({exc}): the file is damaged") from None
-            out[order[a:b]] = got
+            out[order[a:b]] = self._decode(_model(int(t)), int(b - a))
         return out
+
+    def code_flags(self, k: int, n: int) -> np.ndarray:
+        """`n` binary flags coded by LatentEncoder.code_flags(k, ...)."""
+        return self._decode(_flag_model(k), n).astype(np.int64) if n else np.zeros(0, np.int64)
 
 
 def max_symbols_for(section_bytes: int) -> int:

@@ -57,6 +57,7 @@ from torch import nn
 from codec_lab.codec.bitstream import (
     ARM_CONTEXTS,
     MAX_INTRA_PERIOD,
+    MAX_MOTION_ROOT,
     MOTION_BLOCKS,
     intra_frame,
     reference_frame,
@@ -111,6 +112,7 @@ class CodecConfig:
     intra_period: int = 0  # with an inter synthesis: frames 0, P, 2P, ... are intra (0: frame 0 only)
     arm_context: str = "raster"  # the ARM's spatial context (module doc); "phases" in files before version 5
     key_prediction: bool = False  # with an intra period: key frames P, 2P, ... predicted from the key frame before, not intra
+    motion_depth: int = 0  # motion fields as quadtrees: roots of motion_block << depth, split down to motion_block
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -123,6 +125,8 @@ class CodecConfig:
             raise ValueError(f"intra period {self.intra_period} is outside 0..{MAX_INTRA_PERIOD}")
         if self.arm_context not in ARM_CONTEXTS:
             raise ValueError(f"ARM context {self.arm_context!r} is not one of {ARM_CONTEXTS}")
+        if self.motion_depth and not (self.motion_block and self.motion_block << self.motion_depth <= MAX_MOTION_ROOT):
+            raise ValueError(f"motion split depth {self.motion_depth} needs a motion block whose roots stay within {MAX_MOTION_ROOT}")
         if self.key_prediction and not (self.inter and self.intra_period):
             raise ValueError("key prediction needs an inter synthesis and an intra period")
 
@@ -150,6 +154,13 @@ class CodecConfig:
         """The frames (of `frames`) that are predicted; motion fields come in this order."""
         return [t for t in range(frames) if not self.is_intra(t)]
 
+    @property
+    def motion_blocks_text(self) -> str:
+        if not self.motion_depth:
+            return f"{self.motion_block}x{self.motion_block} blocks, half-pel"
+        root = self.motion_block << self.motion_depth
+        return f"{root}x{root} blocks split down to {self.motion_block}x{self.motion_block}, half-pel"
+
     def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
         return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
 
@@ -167,7 +178,7 @@ class CodecConfig:
             "synth_step": f"2^-{self.synth_shift}",
             "arm_step": f"2^-{self.arm_shift}",
             **({"inter_step": f"2^-{self.inter_shift}"} if self.inter else {}),
-            **({"motion": f"{self.motion_block}x{self.motion_block} blocks, half-pel"} if self.motion_block else {}),
+            **({"motion": self.motion_blocks_text} if self.motion_block else {}),
             **({"intra_period": self.intra_period or "frame 0 only"} if self.inter else {}),
             **({"key_frames": "predicted from the key frame before"} if self.key_prediction else {}),
         }
@@ -704,7 +715,7 @@ def config_from_header(header) -> CodecConfig:
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
-                       header.intra_period, header.arm_context, header.key_prediction)
+                       header.intra_period, header.arm_context, header.key_prediction, header.motion_depth)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

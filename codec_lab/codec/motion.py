@@ -10,10 +10,23 @@ reference's edges repeated outwards: every value is an exact integer, so the
 decoder's prediction is the same on every machine, and training rounds the
 same way with a straight-through gradient.
 
-The motion section: one scale id byte per inter frame and component (y, x),
-then constriction range-coder words. Each vector is coded as its difference
-from the median of its left, top and top-right neighbours (H.264's predictor)
-under the Laplace table of its frame's scale (`entropy.frequency_tables`).
+A field may be a *quadtree* (format version 7, `depth` > 0): its root blocks are
+`block << depth` a side, and each block larger than `block` is either whole (one
+vector) or split in four. In memory a field is always the grid of the smallest
+blocks (a whole block's vector repeated over its cells), so compensation does not
+know about the tree; coding derives the tree from the field (a block is split
+exactly when its cells do not all hold one vector).
+
+The motion section: per inter frame one scale id byte per component (y, x), then
+(quadtree only) one flag step id per depth, then constriction range-coder words.
+Per frame: the split flags depth by depth (depth 0: the roots in raster order,
+depth d: the children of depth d - 1's split blocks, in their parents' order,
+each parent's four in Z order), each depth under a binary table
+(`entropy.FLAG_STEPS`), then the vectors of the whole blocks (the leaves: roots
+in raster order, depth first, Z order inside). Each vector is coded as its
+difference from the median of its left, top and top-right neighbours (H.264's
+predictor; the top-right one only if already coded, else the top-left) under the
+Laplace table of its frame's scale (`entropy.frequency_tables`).
 Estimation lives with the encoder (`motion_search`); nothing here trains.
 """
 
@@ -175,6 +188,102 @@ def _undifferences(diffs: np.ndarray) -> np.ndarray:
     return np.array(rows, np.int64).reshape(by, bx, 2)
 
 
+# --------------------------------------------------------------------------- quadtree fields
+
+Node = tuple[int, int, int]  # (row, column, size), in cells of the smallest block
+
+
+def children(node: Node, by: int, bx: int) -> list[Node]:
+    i, j, size = node
+    half = size // 2
+    return [(i + a, j + b, half) for a in (0, half) for b in (0, half) if i + a < by and j + b < bx]
+
+
+def tree(blocks: tuple[int, int], depth: int, split) -> tuple[list[np.ndarray], list[Node]]:
+    """Walk the quadtree of a field of `blocks` = (by, bx) smallest blocks with roots 2**depth of
+    them a side: `split(nodes)` gives the flags (0/1 array) of one depth's flagged nodes, in coding
+    order. Returns the flags by depth and the leaves in coding order. The encoder's `split` reads
+    its field, the decoder's reads the file: both walk the same tree."""
+    by, bx = blocks
+    span = 1 << depth
+    roots = [(i, j, span) for i in range(0, by, span) for j in range(0, bx, span)]
+    nodes, flags, is_split = roots, [], {}
+    while nodes and nodes[0][2] > 1:
+        these = np.asarray(split(nodes), np.int64)
+        flags.append(these)
+        is_split.update(zip(nodes, these.tolist()))
+        nodes = [child for node, f in zip(nodes, these.tolist()) if f for child in children(node, by, bx)]
+
+    def leaves(node: Node):
+        if is_split.get(node):
+            for child in children(node, by, bx):
+                yield from leaves(child)
+        else:
+            yield node
+
+    return flags, [leaf for root in roots for leaf in leaves(root)]
+
+
+def canonical_split(field: np.ndarray):
+    """The encoder's `split` for `tree`: a block is split when its cells do not all hold one vector."""
+    def split(nodes: list[Node]) -> list[int]:
+        return [int((field[i:i + s, j:j + s] != field[i, j]).any()) for i, j, s in nodes]
+    return split
+
+
+def leaf_predictor(rows: list[list], known: np.ndarray, i: int, j: int, size: int) -> tuple[int, int]:
+    """H.264's predictor for a leaf at cell (i, j) of `size` cells: as `_predictor`, the top-right
+    neighbour (the cell above-right of the leaf) used only once coded. Its left and top neighbours
+    always are (roots in raster order, Z order inside)."""
+    bx = known.shape[1]
+    left = rows[i][j - 1] if j > 0 else (0, 0)
+    if i == 0:
+        return left
+    top = rows[i - 1][j]
+    if j + size < bx and known[i - 1, j + size]:
+        corner = rows[i - 1][j + size]
+    else:
+        corner = rows[i - 1][j - 1] if j > 0 else (0, 0)
+    return _median3(left[0], top[0], corner[0]), _median3(left[1], top[1], corner[1])
+
+
+def _leaf_differences(field: np.ndarray, leaves: list[Node]) -> np.ndarray:
+    """The leaves' vectors (n, 2) minus their predictors, in coding order."""
+    rows = [[tuple(v) for v in row] for row in field.tolist()]
+    known = np.zeros(field.shape[:2], bool)
+    out = np.empty((len(leaves), 2), np.int64)
+    for n, (i, j, size) in enumerate(leaves):
+        py, px = leaf_predictor(rows, known, i, j, size)
+        out[n] = rows[i][j][0] - py, rows[i][j][1] - px
+        known[i:i + size, j:j + size] = True
+    return out
+
+
+def _undo_leaf_differences(diffs: np.ndarray, leaves: list[Node], blocks: tuple[int, int]) -> np.ndarray:
+    by, bx = blocks
+    rows: list[list] = [[(0, 0)] * bx for _ in range(by)]
+    known = np.zeros(blocks, bool)
+    for (dy, dx), (i, j, size) in zip(diffs.tolist(), leaves):
+        py, px = leaf_predictor(rows, known, i, j, size)
+        vy, vx = py + dy, px + dx
+        if abs(vy) > MV_MAX or abs(vx) > MV_MAX:
+            raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} half pixels: the file is damaged")
+        for r in range(i, min(i + size, by)):
+            rows[r][j:min(j + size, bx)] = [(vy, vx)] * (min(j + size, bx) - j)
+        known[i:i + size, j:j + size] = True
+    return np.array(rows, np.int64).reshape(by, bx, 2)
+
+
+def coded_form(field: np.ndarray, depth: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """What the motion section holds for one field: its split flags by depth and its vector
+    differences (n, 2) in coding order (with depth 0: no flags, every block in raster order)."""
+    field = field.astype(np.int64)
+    if depth == 0:
+        return [], differences(field).reshape(-1, 2)
+    flags, leaves = tree(field.shape[:2], depth, canonical_split(field))
+    return flags, _leaf_differences(field, leaves)
+
+
 def difference_bits(diffs: np.ndarray, scale_id: int) -> float:
     """Ideal bits of one component's differences under the table of `scale_id`."""
     tid = np.full(diffs.size, _MEAN_TABLE * entropy.NS + scale_id)
@@ -186,51 +295,88 @@ def _scale_ids(diffs: np.ndarray) -> list[int]:
     return [min(range(entropy.NS), key=lambda s: difference_bits(diffs[:, c], s)) for c in (0, 1)]
 
 
-def field_bits(fields: list[np.ndarray]) -> float:
+def field_bits(fields: list[np.ndarray], depth: int = 0) -> float:
     """Ideal size in bits of the motion section of these fields (the range coder adds at most a word)."""
     total = 0.0
     for field in fields:
-        diffs = differences(field).reshape(-1, 2)
-        total += 16 + sum(difference_bits(diffs[:, c], s) for c, s in enumerate(_scale_ids(diffs)))
+        flags, diffs = coded_form(field, depth)
+        total += 8 * (2 + depth) + sum(difference_bits(diffs[:, c], s) for c, s in enumerate(_scale_ids(diffs)))
+        total += sum(entropy.flag_bits(entropy.best_flag_step(f), f) for f in flags)
     return total
 
 
-def encode_fields(fields: list[np.ndarray]) -> bytes:
-    """The motion section for the inter frames' fields (each (by, bx, 2), |component| <= MV_MAX)."""
+def encode_fields(fields: list[np.ndarray], depth: int = 0) -> bytes:
+    """The motion section for the inter frames' fields (each (by, bx, 2) smallest blocks, |component|
+    <= MV_MAX; quadtrees of `depth` levels under roots 2**depth blocks a side)."""
     for field in fields:
         if np.abs(field).max(initial=0) > MV_MAX:
             raise ValueError(f"motion vectors must stay within +-{MV_MAX} half pixels")
     coder = entropy.LatentEncoder()
-    scale_ids = bytearray()
+    ids = bytearray()
     for field in fields:
-        diffs = differences(field).reshape(-1, 2)
+        flags, diffs = coded_form(field, depth)
         if np.abs(diffs).max(initial=0) > entropy.RMAX:
             raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} half pixels")
-        ids = _scale_ids(diffs)
-        scale_ids += bytes(ids)
-        tid = (_MEAN_TABLE * entropy.NS + np.array(ids))[None, :].repeat(len(diffs), 0).reshape(-1)
+        scale_ids = _scale_ids(diffs)
+        steps = [entropy.best_flag_step(f) for f in flags] + [1] * (depth - len(flags))  # a depth no block reached: any id
+        ids += bytes(scale_ids + steps)
+        for k, f in zip(steps, flags):
+            coder.code_flags(k, f)
+        tid = (_MEAN_TABLE * entropy.NS + np.array(scale_ids))[None, :].repeat(len(diffs), 0).reshape(-1)
         coder.code(tid, diffs.reshape(-1) + entropy.RMAX)
-    return bytes(scale_ids) + coder.finish()
+    return bytes(ids) + coder.finish()
 
 
-def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: list[float] | None = None) -> list[np.ndarray]:
-    """The `count` fields of `blocks` = (by, bx) vectors each from a motion section; BitstreamError if damaged.
-    frame_bits: if a list, gets each field's bits (its two scale ids, its vectors' ideal code lengths; stats only)."""
+def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: list[float] | None = None,
+                  depth: int = 0) -> list[np.ndarray]:
+    """The `count` fields of `blocks` = (by, bx) smallest blocks each from a motion section (quadtrees
+    of `depth` levels); BitstreamError if damaged. frame_bits: if a list, gets each field's bits
+    (its id bytes, its flags' and vectors' ideal code lengths; stats only)."""
     by, bx = blocks
-    n_ids = 2 * count
+    per_frame = 2 + depth
+    n_ids = per_frame * count
     if len(data) < n_ids:
-        raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} scale ids of {count} inter frames")
-    if 2 * count * by * bx > entropy.max_symbols_for(len(data) - n_ids):
-        raise BitstreamError(f"a motion section of {len(data)} bytes cannot hold {count} fields of {by}x{bx} vectors: the file is damaged")
-    ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, 2)
-    if ids.max(initial=0) >= entropy.NS:
-        raise BitstreamError(f"motion scale id {int(ids.max())} is beyond the {entropy.NS} tables: the file is damaged")
+        raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} table ids of {count} inter frames")
+    capacity = entropy.max_symbols_for(len(data) - n_ids)
+    ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, per_frame)
+    if ids[:, :2].max(initial=0) >= entropy.NS:
+        raise BitstreamError(f"motion scale id {int(ids[:, :2].max())} is beyond the {entropy.NS} tables: the file is damaged")
+    steps = ids[:, 2:]
+    if steps.size and (steps.min() < 1 or steps.max() >= entropy.FLAG_STEPS):
+        raise BitstreamError(f"motion split flag step {int(steps.max() if steps.max() >= entropy.FLAG_STEPS else steps.min())} "
+                             f"is outside 1..{entropy.FLAG_STEPS - 1}: the file is damaged")
     decoder = entropy.LatentDecoder(data[n_ids:], "motion")
+    coded = 0  # symbols taken so far: a short section cannot make the decoder walk a huge field
+
+    def take(n: int) -> None:
+        nonlocal coded
+        coded += n
+        if coded > capacity:
+            raise BitstreamError(f"a motion section of {len(data)} bytes cannot hold {count} fields of {by}x{bx} vectors: the file is damaged")
+
     fields = []
     for frame_ids in ids:
-        tid = (_MEAN_TABLE * entropy.NS + frame_ids)[None, :].repeat(by * bx, 0).reshape(-1)
+        flag_bits = 0.0
+        if depth:
+            depth_steps = iter(frame_ids[2:].tolist())
+
+            def split(nodes: list[Node]) -> np.ndarray:
+                nonlocal flag_bits
+                take(len(nodes))
+                k = next(depth_steps)
+                flags = decoder.code_flags(k, len(nodes))
+                flag_bits += entropy.flag_bits(k, flags)
+                return flags
+
+            _, leaves = tree(blocks, depth, split)
+            n = len(leaves)
+        else:
+            n = by * bx
+        take(2 * n)
+        tid = (_MEAN_TABLE * entropy.NS + frame_ids[:2])[None, :].repeat(n, 0).reshape(-1)
         symbols = decoder.code(tid)
         if frame_bits is not None:
-            frame_bits.append(16.0 + float(entropy.table_bits(tid, symbols).sum()))
-        fields.append(_undifferences((symbols - entropy.RMAX).reshape(by, bx, 2)))
+            frame_bits.append(8.0 * per_frame + flag_bits + float(entropy.table_bits(tid, symbols).sum()))
+        diffs = (symbols - entropy.RMAX).reshape(n, 2)
+        fields.append(_undo_leaf_differences(diffs, leaves, blocks) if depth else _undifferences(diffs.reshape(by, bx, 2)))
     return fields

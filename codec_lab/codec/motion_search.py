@@ -20,14 +20,17 @@ import torch
 from codec_lab.codec import entropy
 from codec_lab.codec.motion import (
     MV_FRAC,
+    children,
     compensate,
     field_bits,
     grid,
+    leaf_predictor,
     median_predictors,
     plane_taps,
 )
 from codec_lab.metrics import PSNR_YUV_WEIGHTS
 
+MIN_BLOCK = 4  # the smallest block a quadtree splits down to
 SEARCH_RANGE = 16  # luma pixels, between neighbouring frames
 FAR_SEARCH_RANGE = 28  # ... and between frames further apart (key prediction); under WHOLE_LIMIT (large frames: +-31 for both)
 LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of a vector difference
@@ -179,33 +182,111 @@ def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: li
 
 
 def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int],
-                    references: list[int] | None = None) -> float:
+                    references: list[int] | None = None, depth: int = 0) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss, times PREDICTION_ERROR_KEPT) plus
-    the fields' bits per pixel."""
+    the fields' bits per pixel (`block`: the smallest block; `depth`: their quadtrees')."""
     t, h, w = y.shape
     mse = 0.0
     for k, r, field in zip(frames, _references(frames, references), fields):
-        pred = compensate(torch.from_numpy(y[r].astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
+        pred = _compensated(y[r], field, block)
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
-    return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields) / (t * h * w)
+    return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
+
+
+def _compensated(ref: np.ndarray, field: np.ndarray, block: int) -> np.ndarray:
+    h, w = ref.shape
+    return compensate(torch.from_numpy(ref.astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
+
+
+def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float) -> np.ndarray:
+    """A quadtree field (the grid of the smallest blocks, `motion.py`) from uniform fields of one
+    frame: levels[d] (by_d, bx_d, 2) has blocks of the root size >> d, sads[d] each of its blocks'
+    SAD under its own vector. Root by root in coding order, depth first, a block stays whole or
+    takes its four children (each deciding the same way) by SAD + lam x (the estimated bits of the
+    vectors' differences from their predictors as the decoder will form them, plus a bit a flag)."""
+    depth = len(levels) - 1
+    by, bx = levels[-1].shape[:2]
+    vectors = [[[tuple(v) for v in row] for row in level.tolist()] for level in levels]
+    rows: list[list[tuple[int, int]]] = [[(0, 0)] * bx for _ in range(by)]
+    known = np.zeros((by, bx), bool)
+
+    def set_block(i: int, j: int, size: int, v: tuple[int, int]) -> None:
+        for r in range(i, min(i + size, by)):
+            rows[r][j:min(j + size, bx)] = [v] * (min(j + size, bx) - j)
+        known[i:i + size, j:j + size] = True
+
+    def decide(i: int, j: int, size: int, d: int) -> float:
+        v = vectors[d][i // size][j // size]
+        py, px = leaf_predictor(rows, known, i, j, size)
+        whole = sads[d][i // size, j // size] + lam * (_vector_bits(np.array([v[0] - py, v[1] - px])) + (size > 1))
+        if size == 1:
+            set_block(i, j, size, v)
+            return whole
+        saved_rows = [row[j:j + size] for row in rows[i:i + size]]
+        saved_known = known[i:i + size, j:j + size].copy()
+        split = lam + sum(decide(ci, cj, csize, d + 1) for ci, cj, csize in children((i, j, size), by, bx))
+        if split < whole:
+            return split
+        for r, saved in zip(range(i, by), saved_rows):
+            rows[r][j:j + len(saved)] = saved
+        known[i:i + size, j:j + size] = saved_known
+        set_block(i, j, size, v)
+        return whole
+
+    span = 1 << depth
+    for i in range(0, by, span):
+        for j in range(0, bx, span):
+            decide(i, j, span, 0)
+    return np.array(rows, np.int64).reshape(by, bx, 2)
+
+
+def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], searched: dict[int, list[list[np.ndarray]]],
+                    references: list[int] | None = None, smoothness: tuple[float, ...] = SMOOTHNESS) -> list[list[np.ndarray]]:
+    """For each smoothness, the quadtree fields (roots `root`, `depth` split levels) of the predicted
+    `frames`, built from the uniform fields of each level's block size (searched, by block size, as
+    choose_motion keeps them; filled here)."""
+    sizes = [root >> d for d in range(depth + 1)]
+    for block in sizes:
+        if block not in searched:
+            searched[block] = estimate_motion(y, block, frames, references, smoothness)
+    out = []
+    for k, lam in enumerate(smoothness):
+        fields = []
+        for n, (t, r) in enumerate(zip(frames, _references(frames, references))):
+            levels = [searched[block][k][n] for block in sizes]
+            h, w = y[t].shape
+            sads = [_block_sad(_compensated(y[r], level, block), y[t].astype(np.float64), block, *grid(h, w, block))
+                    for level, block in zip(levels, sizes)]
+            fields.append(quadtree_field(levels, sads, lam))
+        out.append(fields)
+    return out
 
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
                   searched: dict[int, list[list[np.ndarray]]] | None = None, references: list[int] | None = None,
-                  smoothness: tuple[float, ...] = SMOOTHNESS) -> tuple[int, list[np.ndarray]]:
-    """The block size and smoothness (and the fields of the predicted `frames`) of least
-    `prediction_cost`: small blocks follow motion better, large ones cost fewer bits, and so does
-    a smoother field, which matters more the lower the rate (the larger lmbda). searched: the
-    fields of earlier calls on the same `y`, `frames`, `references` (default: each frame's previous
-    one) and `smoothness`, by block size, which it fills (the search does not depend on lmbda)."""
+                  smoothness: tuple[float, ...] = SMOOTHNESS, split_depth: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """The motion layout, (smallest block, split depth), and smoothness (and the fields of the
+    predicted `frames`) of least `prediction_cost`: small blocks follow motion better, large ones
+    cost fewer bits, and so does a smoother field, which matters more the lower the rate (the
+    larger lmbda). With `split_depth`, each of `blocks` is also tried as the root of quadtrees that
+    split down to split_depth levels (not below MIN_BLOCK), which spend small blocks only where
+    they pay. searched: the uniform fields of earlier calls on the same `y`, `frames`,
+    `references` (default: each frame's previous one) and `smoothness`, by block size, which it
+    fills (the search does not depend on lmbda)."""
     searched = {} if searched is None else searched
-    best = None
+    candidates: list[tuple[tuple[int, int], list[list[np.ndarray]]]] = []
     for block in blocks:
         if block not in searched:
             searched[block] = estimate_motion(y, block, frames, references, smoothness)
-        for fields in searched[block]:
-            cost = prediction_cost(y, fields, block, lmbda, frames, references)
+        candidates.append(((block, 0), searched[block]))
+        depth = min(split_depth, (block // MIN_BLOCK).bit_length() - 1)
+        if depth:
+            candidates.append(((block >> depth, depth), quadtree_fields(y, block, depth, frames, searched, references, smoothness)))
+    best = None
+    for (block, depth), per_smoothness in candidates:
+        for fields in per_smoothness:
+            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth)
             if best is None or cost < best[0]:
-                best = (cost, block, fields)
+                best = (cost, (block, depth), fields)
     return best[1], best[2]

@@ -8,6 +8,7 @@ from codec_lab.codec.bitstream import MAX_INTRA_PERIOD
 from codec_lab.codec.model import CodecConfig, LayerSpec
 
 DISTORTIONS = ("mse", "psnr")  # Preset.distortion's values (training._distortion)
+MAX_MOTION_DEPTH = 3  # quadtree split levels (16x16 roots down to 4x4 take 2)
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,16 @@ class Preset:
         LayerSpec(3, 3, False, residual=True),
     )
     motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
+    # ... each also tried as the root of quadtree fields split this many times (down to 4x4; 0: uniform fields only)
+    motion_depth: int = 0
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
     key_prediction: bool = True  # ... except that key frames after frame 0 are predicted from the key frame before
 
     def __post_init__(self) -> None:
         if self.distortion not in DISTORTIONS:  # training._distortion would otherwise take any other name as "psnr"
             raise ValueError(f"distortion {self.distortion!r} is not one of {DISTORTIONS}")
+        if not 0 <= self.motion_depth <= MAX_MOTION_DEPTH:
+            raise ValueError(f"motion_depth {self.motion_depth} is outside 0..{MAX_MOTION_DEPTH}")
 
 
 DEFAULT_CONFIG = CodecConfig()

@@ -87,7 +87,7 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
     predicted = cfg.inter_frames(header.frames)
     if cfg.motion_block and predicted:
         bits: list[float] = []
-        motion.decode_fields(parsed.motion, len(predicted), motion.grid(*header.padded_size, cfg.motion_block), bits)
+        motion.decode_fields(parsed.motion, len(predicted), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth)
         motion_bits.update(zip(predicted, bits))
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
     frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, motion_bits[t] / 8, *quality[t],

@@ -19,7 +19,7 @@ from codec_lab.video.frames import Clip
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
                   "intra_lambda_factor", "synth_hidden", "distortion",
-                  "motion_blocks"}
+                  "motion_blocks", "motion_depth"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -137,6 +137,13 @@ class SemanticLatentCodec:
             if not all(part.strip().isdigit() and int(part) in MOTION_BLOCKS for part in parts):
                 raise CodecLabError(f"motion_blocks {raw!r}: give block sizes separated by commas, each one of {', '.join(map(str, MOTION_BLOCKS))}")
             preset = replace(preset, motion_blocks=tuple(int(part) for part in parts))
+        if "motion_depth" in settings:  # prediction motion: quadtree fields split this many times (0: uniform)
+            from codec_lab.codec.presets import MAX_MOTION_DEPTH
+
+            depth = settings["motion_depth"]
+            if not (str(depth).isdigit() and 0 <= int(depth) <= MAX_MOTION_DEPTH):
+                raise CodecLabError(f"motion_depth must be 0..{MAX_MOTION_DEPTH}, not {depth!r}")
+            preset = replace(preset, motion_depth=int(depth))
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
