@@ -122,6 +122,22 @@ def test_the_search_splits_only_where_the_motion_differs():
     assert sad(tree) < 0.7 * float(np.abs(pred8.numpy() - y[1]).sum())  # and far better than 8x8 blocks
 
 
+def test_blocks_whose_finer_levels_agree_are_not_tried_split(monkeypatch):
+    """quadtree_field skips a split wherever every finer level holds the block's own vector (it would
+    predict the same for more bits): the trees are those of trying every split."""
+    from codec_lab.codec import motion_search
+
+    rng = np.random.default_rng(4)
+    y = np.stack([rng.integers(0, 256, (40, 56))] * 2).astype(np.uint8)
+    for top, left, (dy, dx) in ((8, 8, (1, 2)), (20, 30, (-2, 1)), (2, 40, (0, -3))):  # three patches moving their own ways
+        y[1, top:top + 9, left:left + 7] = np.roll(y[0], (dy, dx), (0, 1))[top:top + 9, left:left + 7]
+    pruned = quadtree_fields(y, 16, 2, [1], {})
+    monkeypatch.setattr(motion_search, "_same_below", lambda levels: [np.zeros(level.shape[:2], bool) for level in levels])
+    tried = quadtree_fields(y, 16, 2, [1], {})
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(pruned, tried))
+    assert any(len(np.unique(field[0].reshape(-1, 2), axis=0)) > 2 for field in pruned)  # trees with splits, not all whole
+
+
 def test_choose_motion_takes_a_tree_where_it_pays():
     y = _object_over_still_background()
     assert choose_motion(y, (16,), 2e-3, [1])[0] == (16, 0)  # without split_depth: uniform fields only

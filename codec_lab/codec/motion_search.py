@@ -208,6 +208,7 @@ def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float)
     depth = len(levels) - 1
     by, bx = levels[-1].shape[:2]
     vectors = [[[tuple(v) for v in row] for row in level.tolist()] for level in levels]
+    settled = _same_below(levels)
     rows: list[list[tuple[int, int]]] = [[(0, 0)] * bx for _ in range(by)]
     known = np.zeros((by, bx), bool)
 
@@ -220,7 +221,7 @@ def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float)
         v = vectors[d][i // size][j // size]
         py, px = leaf_predictor(rows, known, i, j, size)
         whole = sads[d][i // size, j // size] + lam * (_vector_bits(np.array([v[0] - py, v[1] - px])) + (size > 1))
-        if size == 1:
+        if size == 1 or settled[d][i // size, j // size]:  # splitting would predict the same for more bits
             set_block(i, j, size, v)
             return whole
         saved_rows = [row[j:j + size] for row in rows[i:i + size]]
@@ -239,6 +240,19 @@ def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float)
         for j in range(0, bx, span):
             decide(i, j, span, 0)
     return np.array(rows, np.int64).reshape(by, bx, 2)
+
+
+def _same_below(levels: list[np.ndarray]) -> list[np.ndarray]:
+    """Per level, whether each block's finer levels all hold its own vector (blocks cut off by the
+    frame's edge do not count): there a split cannot change the prediction. Most of a smooth field."""
+    same = [np.ones(levels[-1].shape[:2], bool)]
+    for parent, child in zip(levels[-2::-1], levels[:0:-1]):
+        by, bx = parent.shape[:2]
+        cy, cx = child.shape[:2]
+        agree = np.ones((2 * by, 2 * bx), bool)
+        agree[:cy, :cx] = (child == np.repeat(np.repeat(parent, 2, 0), 2, 1)[:cy, :cx]).all(-1) & same[0]
+        same.insert(0, agree.reshape(by, 2, bx, 2).all((1, 3)))
+    return same
 
 
 def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], searched: dict[int, list[list[np.ndarray]]],
