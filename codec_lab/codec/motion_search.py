@@ -255,11 +255,14 @@ def _same_below(levels: list[np.ndarray]) -> list[np.ndarray]:
     return same
 
 
-def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], searched: dict[int, list[list[np.ndarray]]],
+def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], searched: dict,
                     references: list[int] | None = None, smoothness: tuple[float, ...] = SMOOTHNESS) -> list[list[np.ndarray]]:
     """For each smoothness, the quadtree fields (roots `root`, `depth` split levels) of the predicted
     `frames`, built from the uniform fields of each level's block size (searched, by block size, as
-    choose_motion keeps them; filled here)."""
+    choose_motion keeps them; filled here, and the trees too, under (root, depth): they do not
+    depend on lmbda either)."""
+    if (root, depth) in searched:
+        return searched[(root, depth)]
     sizes = [root >> d for d in range(depth + 1)]
     for block in sizes:
         if block not in searched:
@@ -274,11 +277,12 @@ def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], sea
                     for level, block in zip(levels, sizes)]
             fields.append(quadtree_field(levels, sads, lam))
         out.append(fields)
+    searched[(root, depth)] = out
     return out
 
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
-                  searched: dict[int, list[list[np.ndarray]]] | None = None, references: list[int] | None = None,
+                  searched: dict | None = None, references: list[int] | None = None,
                   smoothness: tuple[float, ...] = SMOOTHNESS, split_depth: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
     """The motion layout, (smallest block, split depth), and smoothness (and the fields of the
     predicted `frames`) of least `prediction_cost`: small blocks follow motion better, large ones
@@ -286,8 +290,8 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     larger lmbda). With `split_depth`, each of `blocks` is also tried as the root of quadtrees that
     split down to split_depth levels (not below MIN_BLOCK), which spend small blocks only where
     they pay. searched: the uniform fields of earlier calls on the same `y`, `frames`,
-    `references` (default: each frame's previous one) and `smoothness`, by block size, which it
-    fills (the search does not depend on lmbda)."""
+    `references` (default: each frame's previous one) and `smoothness`, by block size (and the
+    trees by (root, depth)), which it fills (neither depends on lmbda)."""
     searched = {} if searched is None else searched
     candidates: list[tuple[tuple[int, int], list[list[np.ndarray]]]] = []
     for block in blocks:
