@@ -77,6 +77,8 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_blocks": 4}).config.motion_block == 4
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_depth": 2}).motion_depth == 2
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_depth == 0
+    assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_overlap": True}).motion_overlap
+    assert not codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_overlap
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
@@ -85,6 +87,7 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
                          ({"motion_blocks": "4,6"}, "motion_blocks '4,6': give block sizes"),
                          ({"motion_blocks": "8,,16"}, "motion_blocks '8,,16': give block sizes"),
                          ({"motion_depth": 4}, "motion_depth must be 0..3"),
-                         ({"motion_depth": "-1"}, "motion_depth must be 0..3")):
+                         ({"motion_depth": "-1"}, "motion_depth must be 0..3"),
+                         ({"motion_overlap": "yes"}, "motion_overlap must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (7; versions 1 to 6, which lack the later fields, still decode)
+    4       1     format version (8; versions 1 to 7, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -24,6 +24,8 @@ Layout (all integers big-endian):
                   [version 7] motion split depth u8 (0: one vector per motion block; d: root
                   blocks of motion block << d a side, each split in four or not, down to
                   the motion block; see `motion.py`)
+                  [version 8] overlapped motion compensation u8 (0: each block's own
+                  vector; 1: blended across whole blocks' edges; see `motion.plane_taps`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -52,8 +54,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 7
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+VERSION = 8
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -113,6 +115,7 @@ class Header:
     arm_context: str = "raster"  # one of ARM_CONTEXTS (files before version 5: "phases")
     key_prediction: bool = False  # key frames after frame 0 predicted from the key frame before (version 6)
     motion_depth: int = 0  # motion fields as quadtrees of this many split levels (version 7)
+    motion_overlap: bool = False  # overlapped block motion compensation (version 8)
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -135,8 +138,8 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBHBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
-                              h.motion_depth)
+    return body + struct.pack(">BBHBBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
+                              h.motion_depth, h.motion_overlap)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -227,10 +230,15 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         (motion_depth,) = r.unpack(">B")
         _check(not motion_depth or (motion_block and motion_block << motion_depth <= MAX_MOTION_ROOT),
                f"motion split depth {motion_depth} does not fit motion block {motion_block} (roots up to {MAX_MOTION_ROOT})")
+    motion_overlap = 0
+    if version >= 8:
+        (motion_overlap,) = r.unpack(">B")
+        _check(motion_overlap in (0, 1), f"overlapped compensation flag {motion_overlap} is not 0 or 1")
+        _check(not motion_overlap or motion_block, "overlapped compensation without a motion block")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
                   synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context],
-                  bool(key_prediction), motion_depth)
+                  bool(key_prediction), motion_depth, bool(motion_overlap))
 
 
 def parse_file(data: bytes) -> Parsed:

@@ -281,7 +281,7 @@ def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, pres
     for job in jobs:
         cfg, (frames, height, width) = job.cfg, job.size
         intra = cfg.intra_frames(frames)
-        intra_cfg = replace(cfg, inter_synth=(), motion_block=0, motion_depth=0, intra_period=0, key_prediction=False)
+        intra_cfg = replace(cfg, inter_synth=(), motion_block=0, motion_depth=0, motion_overlap=False, intra_period=0, key_prediction=False)
         torch.manual_seed(seed)
         first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)
         if dev.type == "cpu":
@@ -323,8 +323,9 @@ def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: to
 
         predicted = cfg.inter_frames(frames)
         (block, depth), fields = choose_motion(padded.y, preset.motion_blocks, lmbda, predicted, searched,
-                                               references=[cfg.reference(t) for t in predicted], split_depth=preset.motion_depth)
-        cfg = replace(cfg, motion_block=block, motion_depth=depth)
+                                               references=[cfg.reference(t) for t in predicted], split_depth=preset.motion_depth,
+                                               overlap=preset.motion_overlap)
+        cfg = replace(cfg, motion_block=block, motion_depth=depth, motion_overlap=preset.motion_overlap)
     torch.manual_seed(seed)
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
     if dev.type == "cpu":
@@ -355,7 +356,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
         synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
-        cfg.key_prediction, cfg.motion_depth,
+        cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap,
     )
     motion_section = motion.encode_fields(fields, cfg.motion_depth) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)

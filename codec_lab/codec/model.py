@@ -113,6 +113,7 @@ class CodecConfig:
     arm_context: str = "raster"  # the ARM's spatial context (module doc); "phases" in files before version 5
     key_prediction: bool = False  # with an intra period: key frames P, 2P, ... predicted from the key frame before, not intra
     motion_depth: int = 0  # motion fields as quadtrees: roots of motion_block << depth, split down to motion_block
+    motion_overlap: bool = False  # overlapped block compensation over each whole block (motion.plane_taps)
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -127,6 +128,8 @@ class CodecConfig:
             raise ValueError(f"ARM context {self.arm_context!r} is not one of {ARM_CONTEXTS}")
         if self.motion_depth and not (self.motion_block and self.motion_block << self.motion_depth <= MAX_MOTION_ROOT):
             raise ValueError(f"motion split depth {self.motion_depth} needs a motion block whose roots stay within {MAX_MOTION_ROOT}")
+        if self.motion_overlap and not self.motion_block:
+            raise ValueError("overlapped compensation needs a motion block")
         if self.key_prediction and not (self.inter and self.intra_period):
             raise ValueError("key prediction needs an inter synthesis and an intra period")
 
@@ -156,10 +159,11 @@ class CodecConfig:
 
     @property
     def motion_blocks_text(self) -> str:
+        overlap = ", overlapped" if self.motion_overlap else ""
         if not self.motion_depth:
-            return f"{self.motion_block}x{self.motion_block} blocks, half-pel"
+            return f"{self.motion_block}x{self.motion_block} blocks, half-pel{overlap}"
         root = self.motion_block << self.motion_depth
-        return f"{root}x{root} blocks split down to {self.motion_block}x{self.motion_block}, half-pel"
+        return f"{root}x{root} blocks split down to {self.motion_block}x{self.motion_block}, half-pel{overlap}"
 
     def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
         return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
@@ -676,7 +680,7 @@ def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tens
     field: the frame's motion vectors (with a motion config), else unused: the reference as it is."""
     if not cfg.motion_block:
         return prev_y, prev_uv
-    taps_y, taps_uv = frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1])
+    taps_y, taps_uv = frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1], overlap=cfg.motion_overlap, depth=cfg.motion_depth)
     return compensate(prev_y, taps_y), compensate(prev_uv, taps_uv)
 
 
@@ -715,7 +719,8 @@ def config_from_header(header) -> CodecConfig:
 
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
-                       header.intra_period, header.arm_context, header.key_prediction, header.motion_depth)
+                       header.intra_period, header.arm_context, header.key_prediction, header.motion_depth,
+                       header.motion_overlap)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

@@ -49,8 +49,8 @@ _MEAN_TABLE = 0  # mean fraction index of the tables used for vector differences
 class Taps:
     """Where each predicted sample of one plane reads the reference, and with which integer weights."""
 
-    index: torch.Tensor  # (4, h*w) int64 into the flattened reference plane
-    weight: torch.Tensor  # (4, h*w) integer weights summing to `norm`
+    index: torch.Tensor  # (n, h*w) int64 into the flattened reference plane (n = 4, 12 with overlap)
+    weight: torch.Tensor  # (n, h*w) integer weights summing to `norm`
     norm: int
     shape: tuple[int, int]
 
@@ -60,32 +60,91 @@ def grid(height: int, width: int, block: int) -> tuple[int, int]:
     return (height + block - 1) // block, (width + block - 1) // block
 
 
-def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64) -> Taps:
-    """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
-
-    field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with
-    float32 weights: the decoder builds them a frame at a time."""
-    precision = MV_FRAC * subsample  # vector units per sample of this plane
-    plane_block = block // subsample
-    device = field.device
+def _bilinear(vec: torch.Tensor, precision: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, weight), each (4, h, w): the 4 reference samples around each sample moved by `vec`
+    (h, w, 2) in 1/precision samples, and their integer bilinear weights (summing to precision**2)."""
+    device = vec.device
     ys = torch.arange(height, device=device)[:, None]
     xs = torch.arange(width, device=device)[None, :]
-    vec = field[ys // plane_block, xs // plane_block]  # (h, w, 2)
     py, px = precision * ys + vec[..., 0], precision * xs + vec[..., 1]
     iy, ix = torch.div(py, precision, rounding_mode="floor"), torch.div(px, precision, rounding_mode="floor")
     fy, fx = py - iy * precision, px - ix * precision
     rows = [iy.clamp(0, height - 1), (iy + 1).clamp(0, height - 1)]
     cols = [ix.clamp(0, width - 1), (ix + 1).clamp(0, width - 1)]
     wy, wx = [precision - fy, fy], [precision - fx, fx]
-    index = torch.stack([rows[a] * width + cols[b] for a in (0, 1) for b in (0, 1)]).reshape(4, -1)
-    weight = torch.stack([wy[a] * wx[b] for a in (0, 1) for b in (0, 1)]).reshape(4, -1).to(dtype)
-    return Taps(index, weight, precision * precision, (height, width))
+    index = torch.stack([rows[a] * width + cols[b] for a in (0, 1) for b in (0, 1)])
+    weight = torch.stack([wy[a] * wx[b] for a in (0, 1) for b in (0, 1)])
+    return index, weight
 
 
-def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width: int, dtype=torch.float64) -> tuple[Taps, Taps]:
-    """(luma taps, chroma taps) of one inter frame of the padded size."""
+def leaf_layout(field: np.ndarray, depth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(top, left, size), each (by, bx) int64: the whole block (quadtree leaf) each cell of `field`
+    belongs to, in cells: the largest aligned block of at most 2**depth cells a side that holds the
+    cell and a single vector (cells past the frame's edge do not count), as `tree` finds it."""
+    by, bx = field.shape[:2]
+    top, left = np.repeat(np.arange(by)[:, None], bx, 1), np.repeat(np.arange(bx)[None, :], by, 0)
+    size = np.ones((by, bx), np.int64)
+    for d in range(1, depth + 1):
+        s = 1 << d
+        py, px = -by % s, -bx % s
+        padded = np.pad(field.astype(np.float64), ((0, py), (0, px), (0, 0)), constant_values=np.nan)
+        blocks = padded.reshape((by + py) // s, s, (bx + px) // s, s, 2)
+        whole = (np.nanmax(blocks, (1, 3)) == np.nanmin(blocks, (1, 3))).all(-1)
+        whole = np.repeat(np.repeat(whole, s, 0), s, 1)[:by, :bx]
+        top = np.where(whole, top // s * s, top)  # uniform at size s: so at every smaller size
+        left = np.where(whole, left // s * s, left)
+        size = np.where(whole, s, size)
+    return top, left, size
+
+
+def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64,
+               overlap: bool = False, depth: int = 0) -> Taps:
+    """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
+
+    overlap (format version 8): overlapped block motion compensation, as H.263's but over each
+    whole block of the field's quadtree of `depth` split levels (`leaf_layout`) rather than each cell. A sample at offset u in a whole block of L samples
+    mixes the prediction under its block's vector with those under the vectors of the cells just
+    past the block's nearer edge above or below it and left or right of it, each with the weight
+    |2u + 1 - L| / 2L (nearly half at the block's edge, 1/2L in its middle); its own vector keeps
+    the rest. The prediction then has no edges where neighbouring vectors differ and is unchanged
+    where they agree (at the frame's edges the neighbour is the block itself). 12 taps a sample
+    instead of 4, still exact integers (norm 2**(depth + 1) * plane block * precision**2).
+
+    field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with
+    float32 weights (180 with overlap): the decoder builds them a frame at a time."""
+    precision = MV_FRAC * subsample  # vector units per sample of this plane
+    plane_block = block // subsample
+    device = field.device
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
+    ys, xs = (rows // plane_block).expand(height, width), (cols // plane_block).expand(height, width)
+    index, weight = _bilinear(field[ys, xs], precision, height, width)
+    norm = precision * precision
+    if overlap:
+        layout = leaf_layout(field.cpu().numpy(), depth)
+        top, left, size = (torch.as_tensor(a, device=device)[ys, xs] for a in layout)
+        span = size * plane_block  # the whole block's side, in samples
+        u, v = rows - top * plane_block, cols - left * plane_block
+        scale = (1 << depth) // size  # weights out of 2**(depth + 1) * plane_block for every block size
+        wy, wx = (2 * u + 1 - span).abs() * scale, (2 * v + 1 - span).abs() * scale
+        ny = torch.where(2 * u < span, top - 1, top + size).clamp(0, field.shape[0] - 1)
+        nx = torch.where(2 * v < span, left - 1, left + size).clamp(0, field.shape[1] - 1)
+        index_y, weight_y = _bilinear(field[ny, xs], precision, height, width)
+        index_x, weight_x = _bilinear(field[ys, nx], precision, height, width)
+        total = (2 << depth) * plane_block
+        index = torch.cat([index, index_y, index_x])
+        weight = torch.cat([weight * (total - wy - wx), weight_y * wy, weight_x * wx])
+        norm *= total
+    return Taps(index.reshape(index.shape[0], -1), weight.reshape(weight.shape[0], -1).to(dtype), norm, (height, width))
+
+
+def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width: int, dtype=torch.float64,
+               overlap: bool = False, depth: int = 0) -> tuple[Taps, Taps]:
+    """(luma taps, chroma taps) of one inter frame of the padded size; `overlap`: overlapped block
+    compensation over the whole blocks of the field's quadtree of `depth` split levels."""
     field = torch.as_tensor(np.asarray(field, dtype=np.int64)) if isinstance(field, np.ndarray) else field
-    return plane_taps(field, block, height, width, 1, dtype), plane_taps(field, block, height // 2, width // 2, 2, dtype)
+    return (plane_taps(field, block, height, width, 1, dtype, overlap, depth),
+            plane_taps(field, block, height // 2, width // 2, 2, dtype, overlap, depth))
 
 
 class _TakeTaps(torch.autograd.Function):

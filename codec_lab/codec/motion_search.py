@@ -182,21 +182,23 @@ def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: li
 
 
 def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int],
-                    references: list[int] | None = None, depth: int = 0) -> float:
+                    references: list[int] | None = None, depth: int = 0, overlap: bool = False) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss, times PREDICTION_ERROR_KEPT) plus
-    the fields' bits per pixel (`block`: the smallest block; `depth`: their quadtrees')."""
+    the fields' bits per pixel (`block`: the smallest block; `depth`: their quadtrees'; `overlap`:
+    compensated as the decoder will, overlapped)."""
     t, h, w = y.shape
     mse = 0.0
     for k, r, field in zip(frames, _references(frames, references), fields):
-        pred = _compensated(y[r], field, block)
+        pred = _compensated(y[r], field, block, overlap, depth)
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
 
 
-def _compensated(ref: np.ndarray, field: np.ndarray, block: int) -> np.ndarray:
+def _compensated(ref: np.ndarray, field: np.ndarray, block: int, overlap: bool = False, depth: int = 0) -> np.ndarray:
     h, w = ref.shape
-    return compensate(torch.from_numpy(ref.astype(np.float64)), plane_taps(torch.from_numpy(field), block, h, w, 1)).numpy()
+    taps = plane_taps(torch.from_numpy(field), block, h, w, 1, overlap=overlap, depth=depth)
+    return compensate(torch.from_numpy(ref.astype(np.float64)), taps).numpy()
 
 
 def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float) -> np.ndarray:
@@ -283,7 +285,8 @@ def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], sea
 
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
                   searched: dict | None = None, references: list[int] | None = None,
-                  smoothness: tuple[float, ...] = SMOOTHNESS, split_depth: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
+                  smoothness: tuple[float, ...] = SMOOTHNESS, split_depth: int = 0,
+                  overlap: bool = False) -> tuple[tuple[int, int], list[np.ndarray]]:
     """The motion layout, (smallest block, split depth), and smoothness (and the fields of the
     predicted `frames`) of least `prediction_cost`: small blocks follow motion better, large ones
     cost fewer bits, and so does a smoother field, which matters more the lower the rate (the
@@ -291,7 +294,8 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     split down to split_depth levels (not below MIN_BLOCK), which spend small blocks only where
     they pay. searched: the uniform fields of earlier calls on the same `y`, `frames`,
     `references` (default: each frame's previous one) and `smoothness`, by block size (and the
-    trees by (root, depth)), which it fills (neither depends on lmbda)."""
+    trees by (root, depth)), which it fills (neither depends on lmbda). overlap: the fields are
+    weighed under overlapped compensation (they are searched, block by block, without it)."""
     searched = {} if searched is None else searched
     candidates: list[tuple[tuple[int, int], list[list[np.ndarray]]]] = []
     for block in blocks:
@@ -304,7 +308,7 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     best = None
     for (block, depth), per_smoothness in candidates:
         for fields in per_smoothness:
-            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth)
+            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap)
             if best is None or cost < best[0]:
                 best = (cost, (block, depth), fields)
     return best[1], best[2]

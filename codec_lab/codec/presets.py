@@ -43,6 +43,8 @@ class Preset:
     motion_blocks: tuple[int, ...] = (8, 16)  # prediction="motion": the encoder picks one per clip (motion_search.choose_motion)
     # ... each also tried as the root of quadtree fields split this many times (down to 4x4; 0: uniform fields only)
     motion_depth: int = 0
+    # ... and compensated overlapped across whole blocks' edges (format version 8; motion.plane_taps)
+    motion_overlap: bool = False
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
     key_prediction: bool = True  # ... except that key frames after frame 0 are predicted from the key frame before
 

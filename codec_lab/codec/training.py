@@ -118,7 +118,8 @@ class LatentModel(nn.Module):
         # buffers, so they follow the model to its device.
         self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int]], ...]] = {}
         for t, vectors in (fields or {}).items():
-            taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32)
+            taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32,
+                                     overlap=cfg.motion_overlap, depth=cfg.motion_depth)
             for k, plane in enumerate(taps):
                 self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
                 self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
