@@ -36,3 +36,5 @@ def test_motion_adds_its_interpolation():
     moved = replace(previous, motion_block=8)
     diff = mac_breakdown(moved, 288, 352)["synthesis"] - mac_breakdown(previous, 288, 352)["synthesis"]
     assert diff == pytest.approx(MOTION_MACS) and MOTION_MACS == 6.0  # 4 taps on luma + 4 on two quarter-size chroma planes
+    overlapped = mac_breakdown(replace(moved, motion_overlap=True), 288, 352)["synthesis"] - mac_breakdown(previous, 288, 352)["synthesis"]
+    assert overlapped == pytest.approx(18.0)  # 12 taps (three vectors' bilinears) on luma and on the chroma planes
