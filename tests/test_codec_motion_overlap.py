@@ -14,9 +14,10 @@ from codec_lab.codec import bitstream, motion
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import CodecConfig, decoded_value, predicted_pixels
-from codec_lab.codec.motion_search import choose_motion, estimate_field
+from codec_lab.codec import motion_search
+from codec_lab.codec.motion_search import _OverlappedPrediction, choose_motion, estimate_field, refine_overlapped
 from codec_lab.codec.presets import PRESETS, with_prediction
-from codec_lab.codec.training import _ste_prediction
+from codec_lab.codec.training import LatentModel, _ste_prediction
 from codec_lab.errors import BitstreamError
 from tests.conftest import motion_as_tree, synthetic_clip
 
@@ -142,15 +143,69 @@ def test_the_training_prediction_is_the_decoders_overlapped():
     assert torch.equal(pred_uv.double(), decoded_value(ref_uv / 255.0))
 
 
-def test_choose_motion_weighs_the_fields_overlapped(monkeypatch):
-    from codec_lab.codec import motion_search
+def test_the_model_trains_on_overlapped_taps():
+    cfg = replace(with_prediction(TEST, "motion").config, motion_block=4, motion_depth=1, motion_overlap=True)
+    field = _tree_field(np.random.default_rng(4), 4, 4, 1)
+    model = LatentModel(cfg, [(2, 16, 16)], {1: field})
+    for got, want in zip(model.motion_taps(1), motion.frame_taps(field, 4, 16, 16, dtype=torch.float32, overlap=True, depth=1)):
+        assert got.norm == want.norm and torch.equal(got.index, want.index) and torch.equal(got.weight, want.weight)
 
+
+def test_the_decoder_predicts_in_bands_with_the_same_values(monkeypatch):
+    """Bounded memory whatever size a file claims: bands of rows give what one set of taps gives."""
+    rng = np.random.default_rng(6)
+    field = _tree_field(rng, 10, 12, 2)
+    ref = torch.from_numpy(rng.integers(0, 256, (2, 20, 24))).double()  # two chroma planes of a 40x48 frame
+    whole = motion.compensate(ref, motion.plane_taps(torch.from_numpy(field), 4, 20, 24, 2, overlap=True, depth=2))
+    monkeypatch.setattr(motion, "BAND_SAMPLES", 3 * 24 + 5)  # bands of 3 rows, the last of 2
+    assert torch.equal(motion.predict(ref, field, 4, 2, overlap=True, depth=2), whole)
+
+
+@pytest.mark.parametrize("h, w, block", [(144, 176, 8), (37, 45, 4), (30, 50, 16)])
+def test_the_refinements_prediction_is_the_decoders(h, w, block):
+    rng = np.random.default_rng(h)
+    by, bx = motion.grid(h, w, block)
+    field = rng.integers(-63, 64, (by, bx, 2))  # the largest vectors the search leaves
+    ref = rng.integers(0, 256, (h, w))
+    want = motion.compensate(torch.from_numpy(ref).double(), motion.plane_taps(torch.from_numpy(field), block, h, w, 1, overlap=True))
+    assert np.array_equal(_OverlappedPrediction(ref, block)(field), want.numpy())
+
+
+def _zoom(scale: float = 1.1):
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
+    scene = lambda s: 128 + 60 * np.sin((yy - 32) * s / 3.0) * np.cos((xx - 32) * s / 4.0)  # noqa: E731
+    return np.round(scene(1.0)).astype(np.uint8), np.round(scene(scale)).astype(np.uint8)
+
+
+def test_refinement_lowers_the_overlapped_error_and_keeps_a_right_field():
+    ref, cur = _zoom()
+    field = estimate_field(ref, cur, 8)
+    refined = refine_overlapped(ref, cur, field, 8, 16.0)
+    sad = lambda f: np.abs(_OverlappedPrediction(ref, 8)(f) - cur.astype(np.int64)).sum()  # noqa: E731
+    assert sad(refined) < 0.9 * sad(field) and not np.array_equal(refined, field)
+    assert np.abs(refined - field).max() <= motion_search.OVERLAP_ROUNDS  # a half pixel a round at most
+    pan = np.roll(ref, (2, -3), (0, 1))  # one vector everywhere: already right
+    still = estimate_field(ref, pan, 8)
+    assert np.array_equal(refine_overlapped(ref, pan, still, 8, 16.0)[1:-1, 1:-1], still[1:-1, 1:-1])
+
+
+def test_large_frames_keep_their_searched_fields(monkeypatch):
+    y = np.stack(_zoom())
+    fields = [[estimate_field(y[0], y[1], 8)]]
+    assert not np.array_equal(motion_search.overlapped_motion(y, 8, [1], fields, lams=(16.0,))[0][0], fields[0][0])
+    monkeypatch.setattr(motion_search, "COARSE_PIXELS", 64 * 64 - 1)
+    assert motion_search.overlapped_motion(y, 8, [1], fields, lams=(16.0,)) is fields
+
+
+def test_choose_motion_weighs_the_fields_overlapped(monkeypatch):
     seen = []
     cost = motion_search.prediction_cost
     monkeypatch.setattr(motion_search, "prediction_cost", lambda *a: seen.append(a[-1]) or cost(*a))
     y = synthetic_clip(frames=3, height=32, width=32).y
-    choose_motion(y, (8,), 1e-3, [1, 2], overlap=True)
+    searched = {}
+    (block, depth), fields = choose_motion(y, (8,), 1e-3, [1, 2], searched, overlap=True, smoothness=(16.0,))
     assert seen and all(seen)
+    assert (block, depth) == (8, 0) and fields is searched[("overlapped", 8)][0]  # the refined fields
 
 
 def _pan_with_a_moving_object(frames: int = 3):
@@ -200,6 +255,24 @@ def test_an_overlapped_uniform_field_recoded_as_trees_gives_the_same_frames(over
     tree = motion_as_tree(data, 2)
     assert bitstream.parse_file(tree).header.motion_overlap
     a, b = decode_bytes(data).clip, decode_bytes(tree).clip
+    assert all(np.array_equal(getattr(a, p), getattr(b, p)) for p in "yuv")
+
+
+def test_a_version_7_motion_file_decodes_as_before(tmp_path):
+    """Version 7 lacks the overlap flag: its motion files decode to the frames they always did."""
+    import struct
+    import zlib
+
+    path = tmp_path / "m.clv"
+    encode_clip(_pan_with_a_moving_object(), path, lmbda=1e-3, preset=with_prediction(replace(TEST, motion_blocks=(16,)), "motion"))
+    parsed = bitstream.parse_file(path.read_bytes())
+    body = bitstream.pack_header(parsed.header)[:-1]  # the overlap flag is the header's last byte
+    old = bitstream.MAGIC + struct.pack(">BH", 7, len(body)) + body
+    for section in (parsed.weights, parsed.motion, parsed.latents):
+        old += struct.pack(">I", len(section)) + section
+    old += struct.pack(">I", zlib.crc32(old) & 0xFFFFFFFF)
+    assert bitstream.parse_file(old).version == 7
+    a, b = decode_bytes(old).clip, decode_bytes(path.read_bytes()).clip
     assert all(np.array_equal(getattr(a, p), getattr(b, p)) for p in "yuv")
 
 

@@ -62,6 +62,19 @@ def test_models_trained_together_count_what_they_keep(monkeypatch):
         encoder.check_training_memory(2, 32, 48, torch.device("cuda"), models=4)
 
 
+def test_overlapped_motion_counts_three_times_the_taps(monkeypatch):
+    import torch
+
+    from codec_lab.codec import encoder
+
+    monkeypatch.setattr(encoder, "available_memory", lambda dev: 4 * 1024**3)
+    monkeypatch.setattr(encoder, "TRAIN_BYTES_PER_PIXEL", 0)
+    monkeypatch.setattr(encoder, "MOTION_BYTES_PER_PIXEL", 10**6)  # 1.5 GB of taps a 48x32 frame
+    encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True)  # 3.1 GB: fits
+    with pytest.raises(CodecLabError, match=r"needs about 9\.1 GB"):
+        encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True, overlap=True)
+
+
 def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     codec = get_codec("semantic_latent", preset="test")
     preset = codec._preset({"lmbda": 1e-3, "prediction": "motion", "intra_first": False, "intra_iteration_factor": 3,
@@ -88,6 +101,7 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
                          ({"motion_blocks": "8,,16"}, "motion_blocks '8,,16': give block sizes"),
                          ({"motion_depth": 4}, "motion_depth must be 0..3"),
                          ({"motion_depth": "-1"}, "motion_depth must be 0..3"),
-                         ({"motion_overlap": "yes"}, "motion_overlap must be true or false")):
+                         ({"motion_overlap": "yes"}, "motion_overlap must be true or false"),
+                         ({"motion_overlap": 1}, "motion_overlap must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -144,6 +144,7 @@ def _choose_steps(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: 
 # Refusing beats the OOM killer.
 TRAIN_BYTES_PER_PIXEL = 900
 MOTION_BYTES_PER_PIXEL = 128  # an inter frame's motion taps (4 int64 indices + 4 float32 weights per sample, x1.25 for chroma), twice: stacked per wave too
+OVERLAP_TAPS = 3  # ... times this with overlapped compensation (12 taps a sample)
 TRAIN_BYTES_FIXED = 512 * 1024**2
 
 
@@ -168,13 +169,16 @@ def available_memory(dev: torch.device) -> int | None:
 MODEL_STATE_BYTES_PER_PIXEL = 24  # what each model keeps between iterations: its latents, their gradient and Adam's two moments
 
 
-def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1) -> None:
+def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1,
+                          overlap: bool = False) -> None:
     """A clear error, before anything is allocated, when training would not fit in memory.
     models: trained together. On CUDA each keeps a whole iteration's memory (its graph's pool); on
-    the CPU they take turns, so beyond the first only their lasting state counts."""
+    the CPU they take turns, so beyond the first only their lasting state counts. overlap: the
+    motion is compensated overlapped (3x the taps)."""
     available = available_memory(dev)
-    per_pixel = TRAIN_BYTES_PER_PIXEL + (MOTION_BYTES_PER_PIXEL if motion else 0)
-    each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + (MOTION_BYTES_PER_PIXEL if motion else 0)
+    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) if motion else 0
+    per_pixel = TRAIN_BYTES_PER_PIXEL + taps
+    each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + taps
     per_frame = (per_pixel + (models - 1) * each_more) * height * width
     needed = TRAIN_BYTES_FIXED + per_frame * frames
     if available is None or needed <= available:
@@ -243,7 +247,8 @@ def encode_clip_points(
         torch.backends.cudnn.benchmark = False
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
-    check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points))
+    check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points),
+                          overlap=preset.motion_overlap)
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size and smoothness does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)

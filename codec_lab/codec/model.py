@@ -63,7 +63,7 @@ from codec_lab.codec.bitstream import (
     reference_frame,
 )
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
-from codec_lab.codec.motion import compensate, frame_taps
+from codec_lab.codec.motion import predict
 
 ACT_FRAC = 12  # fixed-point fraction bits of every activation in the decoder
 ACT_CLAMP = float(1 << 11)
@@ -680,8 +680,8 @@ def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tens
     field: the frame's motion vectors (with a motion config), else unused: the reference as it is."""
     if not cfg.motion_block:
         return prev_y, prev_uv
-    taps_y, taps_uv = frame_taps(field, cfg.motion_block, prev_y.shape[-2], prev_y.shape[-1], overlap=cfg.motion_overlap, depth=cfg.motion_depth)
-    return compensate(prev_y, taps_y), compensate(prev_uv, taps_uv)
+    return tuple(predict(ref, field, cfg.motion_block, subsample, cfg.motion_overlap, cfg.motion_depth)
+                 for ref, subsample in ((prev_y, 1), (prev_uv, 2)))
 
 
 def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int,

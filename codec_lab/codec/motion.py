@@ -60,12 +60,10 @@ def grid(height: int, width: int, block: int) -> tuple[int, int]:
     return (height + block - 1) // block, (width + block - 1) // block
 
 
-def _bilinear(vec: torch.Tensor, precision: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(index, weight), each (4, h, w): the 4 reference samples around each sample moved by `vec`
-    (h, w, 2) in 1/precision samples, and their integer bilinear weights (summing to precision**2)."""
-    device = vec.device
-    ys = torch.arange(height, device=device)[:, None]
-    xs = torch.arange(width, device=device)[None, :]
+def _bilinear(vec: torch.Tensor, precision: int, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int):
+    """(index, weight), each (4, n, w): the 4 samples of a `height` x `width` reference around each
+    sample (rows ys (n, 1), columns xs (1, w)) moved by `vec` (n, w, 2) in 1/precision samples,
+    and their integer bilinear weights (summing to precision**2)."""
     py, px = precision * ys + vec[..., 0], precision * xs + vec[..., 1]
     iy, ix = torch.div(py, precision, rounding_mode="floor"), torch.div(px, precision, rounding_mode="floor")
     fy, fx = py - iy * precision, px - ix * precision
@@ -98,7 +96,7 @@ def leaf_layout(field: np.ndarray, depth: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64,
-               overlap: bool = False, depth: int = 0) -> Taps:
+               overlap: bool = False, depth: int = 0, band: tuple[int, int] | None = None) -> Taps:
     """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
 
     overlap (format version 8): overlapped block motion compensation, as H.263's but over each
@@ -111,14 +109,17 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
     instead of 4, still exact integers (norm 2**(depth + 1) * plane block * precision**2).
 
     field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with
-    float32 weights (180 with overlap): the decoder builds them a frame at a time."""
+    float32 weights (180 with overlap). band: (first, end) rows, the taps of those rows only
+    (`predict` works in bands to bound the decoder's memory whatever size a file claims)."""
     precision = MV_FRAC * subsample  # vector units per sample of this plane
     plane_block = block // subsample
     device = field.device
-    rows = torch.arange(height, device=device)[:, None]
+    first, end = band or (0, height)
+    rows = torch.arange(first, end, device=device)[:, None]
     cols = torch.arange(width, device=device)[None, :]
-    ys, xs = (rows // plane_block).expand(height, width), (cols // plane_block).expand(height, width)
-    index, weight = _bilinear(field[ys, xs], precision, height, width)
+    n = end - first
+    ys, xs = (rows // plane_block).expand(n, width), (cols // plane_block).expand(n, width)
+    index, weight = _bilinear(field[ys, xs], precision, rows, cols, height, width)
     norm = precision * precision
     if overlap:
         layout = leaf_layout(field.cpu().numpy(), depth)
@@ -129,13 +130,13 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
         wy, wx = (2 * u + 1 - span).abs() * scale, (2 * v + 1 - span).abs() * scale
         ny = torch.where(2 * u < span, top - 1, top + size).clamp(0, field.shape[0] - 1)
         nx = torch.where(2 * v < span, left - 1, left + size).clamp(0, field.shape[1] - 1)
-        index_y, weight_y = _bilinear(field[ny, xs], precision, height, width)
-        index_x, weight_x = _bilinear(field[ys, nx], precision, height, width)
+        index_y, weight_y = _bilinear(field[ny, xs], precision, rows, cols, height, width)
+        index_x, weight_x = _bilinear(field[ys, nx], precision, rows, cols, height, width)
         total = (2 << depth) * plane_block
         index = torch.cat([index, index_y, index_x])
         weight = torch.cat([weight * (total - wy - wx), weight_y * wy, weight_x * wx])
         norm *= total
-    return Taps(index.reshape(index.shape[0], -1), weight.reshape(weight.shape[0], -1).to(dtype), norm, (height, width))
+    return Taps(index.reshape(index.shape[0], -1), weight.reshape(weight.shape[0], -1).to(dtype), norm, (n, width))
 
 
 def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width: int, dtype=torch.float64,
@@ -145,6 +146,22 @@ def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width:
     field = torch.as_tensor(np.asarray(field, dtype=np.int64)) if isinstance(field, np.ndarray) else field
     return (plane_taps(field, block, height, width, 1, dtype, overlap, depth),
             plane_taps(field, block, height // 2, width // 2, 2, dtype, overlap, depth))
+
+
+BAND_SAMPLES = 1 << 18  # `predict` builds the taps of this many samples at a time (~50 MB with overlap)
+
+
+def predict(ref_pixels: torch.Tensor, field: np.ndarray, block: int, subsample: int, overlap: bool = False,
+            depth: int = 0) -> torch.Tensor:
+    """The decoder's prediction (compensate) of one plane of 8-bit reference samples (..., h, w)
+    (float64 integers) under `field`, band of rows by band of rows: the same values as one set of
+    taps for the plane, in bounded memory."""
+    height, width = ref_pixels.shape[-2:]
+    field_t = torch.as_tensor(np.asarray(field, dtype=np.int64))
+    step = max(1, BAND_SAMPLES // width)
+    return torch.cat([compensate(ref_pixels, plane_taps(field_t, block, height, width, subsample, torch.float64, overlap, depth,
+                                                        (first, min(first + step, height))))
+                      for first in range(0, height, step)], dim=-2)
 
 
 class _TakeTaps(torch.autograd.Function):

@@ -145,7 +145,7 @@ class SemanticLatentCodec:
                 raise CodecLabError(f"motion_depth must be 0..{MAX_MOTION_DEPTH}, not {depth!r}")
             preset = replace(preset, motion_depth=int(depth))
         if "motion_overlap" in settings:  # prediction motion: overlapped block compensation (true / false)
-            if settings["motion_overlap"] not in (True, False):
+            if not isinstance(settings["motion_overlap"], bool):
                 raise CodecLabError(f"motion_overlap must be true or false, not {settings['motion_overlap']!r}")
             preset = replace(preset, motion_overlap=settings["motion_overlap"])
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
