@@ -25,7 +25,8 @@ Layout (all integers big-endian):
                   blocks of motion block << d a side, each split in four or not, down to
                   the motion block; see `motion.py`)
                   [version 8] overlapped motion compensation u8 (0: each block's own
-                  vector; 1: blended across whole blocks' edges; see `motion.plane_taps`)
+                  vector; 1: blended across the edges of whole blocks, the largest aligned
+                  blocks of at most 2**depth cells that hold one vector; see `motion.plane_taps`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,

@@ -17,6 +17,13 @@ blocks (a whole block's vector repeated over its cells), so compensation does no
 know about the tree; coding derives the tree from the field (a block is split
 exactly when its cells do not all hold one vector).
 
+With *overlap* (format version 8) each predicted sample mixes three such bilinear
+predictions: under its whole block's vector and under the vectors of the cells just past
+the block's nearer edge vertically and horizontally (`plane_taps`). The whole blocks are
+derived from the field too (`leaf_layout`: the largest aligned block of at most 2**depth
+cells holding one vector, which is the tree's leaf whenever the encoder split canonically),
+and n grows by 2**(depth + 1) x the plane's block: still a power of 2, still exact.
+
 The motion section: per inter frame one scale id byte per component (y, x), then
 (quadtree only) one flag step id per depth, then constriction range-coder words.
 Per frame: the split flags depth by depth (depth 0: the roots in raster order,
