@@ -145,6 +145,21 @@ def test_choose_motion_takes_a_tree_where_it_pays():
     assert (block, depth) == (4, 2) and fields[0].shape == (12, 16, 2)
 
 
+def test_large_frames_are_not_tried_as_trees(monkeypatch):
+    from codec_lab.codec import motion_search
+
+    y = _object_over_still_background()
+    monkeypatch.setattr(motion_search, "COARSE_PIXELS", y[0].size - 1)
+    searched = {}
+    assert choose_motion(y, (16,), 2e-3, [1], searched, split_depth=2)[0] == (16, 0)
+    assert set(searched) == {16}  # neither the 4x4 level nor a tree was searched
+
+
+def test_the_real_presets_take_overlapped_trees():
+    assert all((PRESETS[name].motion_depth, PRESETS[name].motion_overlap) == (2, True) for name in ("fast", "medium", "full"))
+    assert (PRESETS["test"].motion_depth, PRESETS["test"].motion_overlap) == (0, False)
+
+
 def test_an_encoded_tree_file_decodes_to_the_encoders_reconstruction(tmp_path):
     """The encoder picks a tree on the moving object, writes format 7 with its depth, and a separate decode
     (and the stats' motion bits) read it back."""

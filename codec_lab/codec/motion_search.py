@@ -394,12 +394,14 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     cost fewer bits, and so does a smoother field, which matters more the lower the rate (the
     larger lmbda). With `split_depth`, each of `blocks` is also tried as the root of quadtrees that
     split down to split_depth levels (not below MIN_BLOCK), which spend small blocks only where
-    they pay. searched: the uniform fields of earlier calls on the same `y`, `frames`,
+    they pay (frames up to COARSE_PIXELS: on larger ones their search costs minutes a frame). searched: the uniform fields of earlier calls on the same `y`, `frames`,
     `references` (default: each frame's previous one) and `smoothness`, by block size (and the
     trees by (root, depth)), which it fills (neither depends on lmbda). overlap: the fields are
     weighed under overlapped compensation, the uniform ones refined for it (`overlapped_motion`,
     kept under ("overlapped", block)), the trees as searched."""
     searched = {} if searched is None else searched
+    if y.shape[1] * y.shape[2] > COARSE_PIXELS:  # the 4x4 level and the trees: ~2 min a 1080p frame (docs/codec.md, session 11)
+        split_depth = 0
     candidates: list[tuple[tuple[int, int], list[list[np.ndarray]]]] = []
     for block in blocks:
         if block not in searched:

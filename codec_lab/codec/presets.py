@@ -57,6 +57,12 @@ class Preset:
 
 DEFAULT_CONFIG = CodecConfig()
 
+# prediction="motion" in the real presets: quadtree fields (16x16 or 8x8 roots down to 4x4) compensated
+# overlapped, the uniform candidates refined for it: ahead of uniform, plain fields at every rate measured
+# on Foreman's 30 frames (docs/codec.md, session 12). The test preset keeps uniform, plain fields (the
+# tests name what they exercise).
+MEASURED_MOTION = {"motion_depth": 2, "motion_overlap": True}
+
 PRESETS: dict[str, Preset] = {
     "test": Preset(
         "test",
@@ -74,9 +80,11 @@ PRESETS: dict[str, Preset] = {
         description="tiny network, 60 iterations: for tests only",
         inter_synth=(LayerSpec(8, 1, True), LayerSpec(3, 3, False)),
     ),
-    "fast": Preset("fast", DEFAULT_CONFIG, iterations=1200, description="CPU-affordable: 1200 iterations"),
-    "medium": Preset("medium", DEFAULT_CONFIG, iterations=4000, description="4000 iterations (GPU minutes, CPU tens of minutes)"),
-    "full": Preset("full", DEFAULT_CONFIG, iterations=12000, lr=1e-2, check_every=50, description="12000 iterations: for the GPU"),
+    "fast": Preset("fast", DEFAULT_CONFIG, iterations=1200, description="CPU-affordable: 1200 iterations", **MEASURED_MOTION),
+    "medium": Preset("medium", DEFAULT_CONFIG, iterations=4000, description="4000 iterations (GPU minutes, CPU tens of minutes)",
+                     **MEASURED_MOTION),
+    "full": Preset("full", DEFAULT_CONFIG, iterations=12000, lr=1e-2, check_every=50, description="12000 iterations: for the GPU",
+                   **MEASURED_MOTION),
 }
 
 DEFAULT_PRESET = "fast"
