@@ -107,12 +107,12 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
     """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
 
     overlap (format version 8): overlapped block motion compensation, as H.263's but over each
-    whole block of the field's quadtree of `depth` split levels (`leaf_layout`) rather than each cell. A sample at offset u in a whole block of L samples
-    mixes the prediction under its block's vector with those under the vectors of the cells just
+    whole block of the field's quadtree of `depth` split levels (`leaf_layout`) rather than each
+    cell. A sample at offset u in a whole block of L samples mixes the prediction under its block's vector with those under the vectors of the cells just
     past the block's nearer edge above or below it and left or right of it, each with the weight
     |2u + 1 - L| / 2L (nearly half at the block's edge, 1/2L in its middle); its own vector keeps
-    the rest. The prediction then has no edges where neighbouring vectors differ and is unchanged
-    where they agree (at the frame's edges the neighbour is the block itself). 12 taps a sample
+    the rest. Where neighbouring vectors differ, the step at a block edge shrinks to about 1/L of
+    the plain one; where they agree nothing changes (at the frame's edges the neighbour is the block itself). 12 taps a sample
     instead of 4, still exact integers (norm 2**(depth + 1) * plane block * precision**2).
 
     field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with

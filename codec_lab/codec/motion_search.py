@@ -27,6 +27,7 @@ from codec_lab.codec.motion import (
     leaf_predictor,
     median_predictors,
     plane_taps,
+    predict,
 )
 from codec_lab.metrics import PSNR_YUV_WEIGHTS
 
@@ -255,7 +256,7 @@ def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block
     middle of its neighbours, so the blocks of one of the four 2x2 phases (i % 2, j % 2) are
     refined together, each of the 9 candidates one prediction of the frame. Foreman QCIF's 26
     predicted frames: +0.5-0.6 dB of overlapped prediction for 20-50% more vector bytes (docs/codec.md)."""
-    predict = _OverlappedPrediction(ref, block)
+    overlapped = _OverlappedPrediction(ref, block)
     cur = cur.astype(np.int64)
     by, bx = field.shape[:2]
     limit = MV_FRAC * WHOLE_LIMIT + 1  # as the half-pixel search leaves them: differences stay codable
@@ -273,7 +274,7 @@ def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block
             for vectors in candidates:
                 trial = field.copy()
                 trial[i, j] = vectors
-                sad = _grown_sums(np.abs(predict(trial) - cur).astype(np.float64), block, by, bx)
+                sad = _grown_sums(np.abs(overlapped(trial) - cur).astype(np.float64), block, by, bx)
                 costs.append(sad[i, j] + lam * _vector_bits(vectors - predictors))
             best = np.argmin(np.stack(costs), 0)
             changed += int(np.count_nonzero(best))
@@ -298,9 +299,7 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
 
 
 def _compensated(ref: np.ndarray, field: np.ndarray, block: int, overlap: bool = False, depth: int = 0) -> np.ndarray:
-    h, w = ref.shape
-    taps = plane_taps(torch.from_numpy(field), block, h, w, 1, overlap=overlap, depth=depth)
-    return compensate(torch.from_numpy(ref.astype(np.float64)), taps).numpy()
+    return predict(torch.from_numpy(ref.astype(np.float64)), field, block, 1, overlap, depth).numpy()
 
 
 def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float) -> np.ndarray:
