@@ -10,12 +10,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec_lab.codec import bitstream, motion
+from codec_lab.codec import bitstream, motion, motion_search
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import CodecConfig, decoded_value, predicted_pixels
-from codec_lab.codec import motion_search
-from codec_lab.codec.motion_search import _OverlappedPrediction, choose_motion, estimate_field, refine_overlapped
+from codec_lab.codec.motion_search import (
+    _OverlappedPrediction,
+    choose_motion,
+    estimate_field,
+    refine_overlapped,
+)
 from codec_lab.codec.presets import PRESETS, with_prediction
 from codec_lab.codec.training import LatentModel, _ste_prediction
 from codec_lab.errors import BitstreamError
