@@ -27,14 +27,16 @@ torch.set_num_threads(1)
 SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode
 
 
-@pytest.fixture(scope="module", params=["intra", "previous", "motion", "motion tree", "motion overlap"])
+@pytest.fixture(scope="module", params=["intra", "previous", "motion", "motion tree", "motion overlap", "motion sharp"])
 def good_file(request, tmp_path_factory) -> bytes:
     """"motion tree": the motion file's fields coded as quadtrees (format version 7's split flags);
-    "motion overlap": compensated overlapped (version 8)."""
+    "motion overlap": compensated overlapped (version 8); "motion sharp": overlapped, quarter-pixel
+    vectors and 6-tap interpolation (version 9)."""
     clip = synthetic_clip(frames=2, height=32, width=32)
     path = tmp_path_factory.mktemp("bs") / "good.clv"
     prediction = request.param.split()[0]
-    preset = replace(PRESETS["test"], iterations=10, motion_blocks=(16,), motion_overlap=request.param == "motion overlap")
+    preset = replace(PRESETS["test"], iterations=10, motion_blocks=(16,), motion_overlap=request.param in ("motion overlap", "motion sharp"),
+                     motion_sharp=request.param == "motion sharp")
     preset = with_prediction(preset, prediction)
     encode_clip(clip, path, lmbda=1e-3, preset=preset)
     return motion_as_tree(path.read_bytes(), 2) if request.param == "motion tree" else path.read_bytes()
@@ -151,11 +153,12 @@ def test_hostile_inter_networks(good_file):
             decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_older_versions_still_decode(tmp_path, version):
     """Version 1 (all-intra) lacks the inter fields, version 2 the motion field and section, version 3
     the intra period, version 4 the ARM context (its files all use the "phases" one), version 5 the
-    key prediction flag, version 6 the motion split depth, version 7 the overlap flag: the same frames come out."""
+    key prediction flag, version 6 the motion split depth, version 7 the overlap flag, version 8 the
+    sharp interpolation flag: the same frames come out."""
     path = tmp_path / "intra.clv"
     preset = replace(PRESETS["test"], iterations=5)
     preset = replace(preset, config=replace(preset.config, arm_context="phases"))
@@ -163,10 +166,10 @@ def test_older_versions_still_decode(tmp_path, version):
     good_file = path.read_bytes()
     parsed = bitstream.parse_file(good_file)
     assert not parsed.header.inter_synth and not parsed.header.motion_block and parsed.header.arm_context == "phases"
-    # version 8 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
+    # version 9 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
     # the intra period (u16), the ARM context (u8), the key prediction flag (u8), the motion split depth (u8),
-    # the overlap flag (u8)
-    body = bitstream.pack_header(parsed.header)[: {1: -9, 2: -7, 3: -6, 4: -4, 5: -3, 6: -2, 7: -1}[version]]
+    # the overlap flag (u8), the sharp flag (u8)
+    body = bitstream.pack_header(parsed.header)[: {1: -10, 2: -8, 3: -7, 4: -5, 5: -4, 6: -3, 7: -2, 8: -1}[version]]
     old = bitstream.MAGIC + struct.pack(">BH", version, len(body)) + body
     weights = parsed.weights
     if version < 4:  # version 4's weights section gives each tensor a coarsening: before, every tensor had its network's step
@@ -240,20 +243,20 @@ def test_unknown_arm_context_is_refused(good_file):
     header_len = struct.unpack(">H", good_file[5:7])[0]
     assert bitstream.parse_file(good_file).header.arm_context == "raster"
     data = bytearray(good_file)
-    data[7 + header_len - 4] = len(bitstream.ARM_CONTEXTS)  # the header's fourth byte from the end: the ARM context id
+    data[7 + header_len - 5] = len(bitstream.ARM_CONTEXTS)  # the header's fifth byte from the end: the ARM context id
     with pytest.raises(BitstreamError, match="ARM context id"):
         decode_bytes(reseal(bytes(data)))
 
 
 def test_a_bad_key_prediction_flag_is_refused(good_file):
-    """The header's third byte from the end: 0 or 1, and 1 only with an inter synthesis and an intra period."""
+    """The header's fourth byte from the end: 0 or 1, and 1 only with an inter synthesis and an intra period."""
     header_len = struct.unpack(">H", good_file[5:7])[0]
     header = bitstream.parse_file(good_file).header
     keyed = bool(header.inter_synth and header.intra_period)
     assert header.key_prediction == keyed  # the presets' default, wherever it applies
     for flag in (0, 1, 2):
         data = bytearray(good_file)
-        data[7 + header_len - 3] = flag
+        data[7 + header_len - 4] = flag
         if flag == 2 or (flag == 1 and not keyed):
             with pytest.raises(BitstreamError, match=f"key prediction flag {flag}" if flag == 2 else "key prediction without"):
                 decode_bytes(reseal(bytes(data)))

@@ -38,3 +38,6 @@ def test_motion_adds_its_interpolation():
     assert diff == pytest.approx(MOTION_MACS) and MOTION_MACS == 6.0  # 4 taps on luma + 4 on two quarter-size chroma planes
     overlapped = mac_breakdown(replace(moved, motion_overlap=True), 288, 352)["synthesis"] - mac_breakdown(previous, 288, 352)["synthesis"]
     assert overlapped == pytest.approx(18.0)  # 12 taps (three vectors' bilinears) on luma and on the chroma planes
+    sharp = mac_breakdown(replace(moved, motion_overlap=True, motion_sharp=True), 288, 352)["synthesis"] - mac_breakdown(previous, 288, 352)["synthesis"]
+    assert sharp == pytest.approx(3 * (36 + 2))  # three vectors' 6x6 luma phases and chroma bilinears
+    assert mac_breakdown(replace(moved, motion_overlap=True, motion_sharp=True), 1080, 1920)["total"] < 2000  # Cool-chic's high preset

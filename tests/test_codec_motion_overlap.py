@@ -204,7 +204,7 @@ def test_large_frames_keep_their_searched_fields(monkeypatch):
 def test_choose_motion_weighs_the_fields_overlapped(monkeypatch):
     seen = []
     cost = motion_search.prediction_cost
-    monkeypatch.setattr(motion_search, "prediction_cost", lambda *a: seen.append(a[-1]) or cost(*a))
+    monkeypatch.setattr(motion_search, "prediction_cost", lambda *a: seen.append(a[7]) or cost(*a))  # overlap
     y = synthetic_clip(frames=3, height=32, width=32).y
     searched = {}
     (block, depth), fields = choose_motion(y, (8,), 1e-3, [1, 2], searched, overlap=True, smoothness=(16.0,))
@@ -240,7 +240,7 @@ def test_an_overlapped_file_decodes_to_the_encoders_frames(overlap_file, tmp_pat
 
     result, data = overlap_file
     parsed = bitstream.parse_file(data)
-    assert parsed.header.motion_overlap and result.config.motion_overlap and parsed.version == 8
+    assert parsed.header.motion_overlap and result.config.motion_overlap and parsed.version == bitstream.VERSION
     fields = motion.decode_fields(parsed.motion, 2, motion.grid(48, 64, parsed.header.motion_block))
     assert any(len(np.unique(f.reshape(-1, 2), axis=0)) > 1 for f in fields)  # vectors that differ: something to blend
     path, out = tmp_path / "m.clv", tmp_path / "recon.y4m"
@@ -270,7 +270,7 @@ def test_a_version_7_motion_file_decodes_as_before(tmp_path):
     path = tmp_path / "m.clv"
     encode_clip(_pan_with_a_moving_object(), path, lmbda=1e-3, preset=with_prediction(replace(TEST, motion_blocks=(16,)), "motion"))
     parsed = bitstream.parse_file(path.read_bytes())
-    body = bitstream.pack_header(parsed.header)[:-1]  # the overlap flag is the header's last byte
+    body = bitstream.pack_header(parsed.header)[:-2]  # the overlap and sharp flags are the header's last two bytes
     old = bitstream.MAGIC + struct.pack(">BH", 7, len(body)) + body
     for section in (parsed.weights, parsed.motion, parsed.latents):
         old += struct.pack(">I", len(section)) + section

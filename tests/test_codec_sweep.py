@@ -73,6 +73,9 @@ def test_overlapped_motion_counts_three_times_the_taps(monkeypatch):
     encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True)  # 3.1 GB: fits
     with pytest.raises(CodecLabError, match=r"needs about 9\.1 GB"):
         encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True, overlap=True)
+    monkeypatch.setattr(encoder, "SHARP_BYTES_PER_PIXEL", 2 * 10**6)  # the phase planes: 3 GB more a frame
+    with pytest.raises(CodecLabError, match=r"needs about 9\.1 GB"):
+        encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True, sharp=True)
 
 
 def test_training_settings_reach_the_preset_and_nonsense_is_refused():
@@ -92,6 +95,8 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_depth == 0
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_overlap": True}).motion_overlap
     assert not codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_overlap
+    assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_sharp": True}).motion_sharp
+    assert not codec._preset({"lmbda": 1e-3, "prediction": "motion"}).motion_sharp
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
@@ -102,6 +107,7 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
                          ({"motion_depth": 4}, "motion_depth must be 0..3"),
                          ({"motion_depth": "-1"}, "motion_depth must be 0..3"),
                          ({"motion_overlap": "yes"}, "motion_overlap must be true or false"),
-                         ({"motion_overlap": 1}, "motion_overlap must be true or false")):
+                         ({"motion_overlap": 1}, "motion_overlap must be true or false"),
+                         ({"motion_sharp": 1}, "motion_sharp must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})

@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (8; versions 1 to 7, which lack the later fields, still decode)
+    4       1     format version (9; versions 1 to 8, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -27,6 +27,8 @@ Layout (all integers big-endian):
                   [version 8] overlapped motion compensation u8 (0: each block's own
                   vector; 1: blended across the edges of whole blocks, the largest aligned
                   blocks of at most 2**depth cells that hold one vector; see `motion.plane_taps`)
+                  [version 9] sharp interpolation u8 (0: vectors in half pixels, bilinear;
+                  1: in quarter pixels, luma through 6-tap phase planes; see `motion.sharp_phases`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -55,8 +57,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 8
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -117,6 +119,7 @@ class Header:
     key_prediction: bool = False  # key frames after frame 0 predicted from the key frame before (version 6)
     motion_depth: int = 0  # motion fields as quadtrees of this many split levels (version 7)
     motion_overlap: bool = False  # overlapped block motion compensation (version 8)
+    motion_sharp: bool = False  # quarter-pixel vectors, 6-tap luma interpolation (version 9)
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -139,8 +142,8 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBHBBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
-                              h.motion_depth, h.motion_overlap)
+    return body + struct.pack(">BBHBBBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
+                              h.motion_depth, h.motion_overlap, h.motion_sharp)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -236,10 +239,15 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         (motion_overlap,) = r.unpack(">B")
         _check(motion_overlap in (0, 1), f"overlapped compensation flag {motion_overlap} is not 0 or 1")
         _check(not motion_overlap or motion_block, "overlapped compensation without a motion block")
+    motion_sharp = 0
+    if version >= 9:
+        (motion_sharp,) = r.unpack(">B")
+        _check(motion_sharp in (0, 1), f"sharp interpolation flag {motion_sharp} is not 0 or 1")
+        _check(not motion_sharp or motion_block, "sharp interpolation without a motion block")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
                   synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context],
-                  bool(key_prediction), motion_depth, bool(motion_overlap))
+                  bool(key_prediction), motion_depth, bool(motion_overlap), bool(motion_sharp))
 
 
 def parse_file(data: bytes) -> Parsed:

@@ -16,6 +16,7 @@ from codec_lab.codec.model import (
 )
 
 MOTION_MACS = 4.0 + 2 * 4.0 / 4
+SHARP_MOTION_MACS = 36.0 + 2 * 4.0 / 4  # a 6x6 separable kernel's phase per luma sample (filtered directly), chroma bilinear
 OVERLAP_TAPS = 3  # overlapped compensation mixes three vectors' bilinear predictions
 
 
@@ -40,15 +41,18 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
       plus bringing the predicted chroma up x2 (3 MACs x 2 channels per luma pixel). The figure is
       that of the costlier kind of frame: the decoder's budget is per frame.
     - motion compensation (configs with a motion block): a 4-tap bilinear per predicted sample,
-      4 MACs per luma pixel plus 4 x 2 chroma planes at a quarter of the pixels; overlapped, three
-      such predictions mixed (12 taps a sample).
+      4 MACs per luma pixel plus 4 x 2 chroma planes at a quarter of the pixels; sharp (6-tap
+      quarter-pel luma), the 36 taps of the sample's phase of the separable 6x6 kernel instead of 4
+      (a decoder filtering whole blocks' rows once needs ~12-20); overlapped, three such
+      predictions mixed.
     """
     ph, pw = height + height % 2, width + width % 2
     probe = 32
     synth = _thop_macs(Synthesis(cfg), torch.zeros(1, cfg.n_levels, probe, probe)) / (probe * probe)
     if cfg.inter:
         inter = _thop_macs(Synthesis(cfg, inter=True), torch.zeros(1, synth_inputs(cfg, True), probe, probe)) / (probe * probe)
-        motion = MOTION_MACS * (OVERLAP_TAPS if cfg.motion_overlap else 1) if cfg.motion_block else 0.0
+        per_vector = SHARP_MOTION_MACS if cfg.motion_sharp else MOTION_MACS
+        motion = per_vector * (OVERLAP_TAPS if cfg.motion_overlap else 1) if cfg.motion_block else 0.0
         synth = max(synth, inter + 6.0 + motion)
     arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, cfg.arm_inputs))
     shapes = level_shapes(cfg, frames, ph, pw)

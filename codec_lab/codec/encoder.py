@@ -145,6 +145,9 @@ def _choose_steps(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: 
 TRAIN_BYTES_PER_PIXEL = 900
 MOTION_BYTES_PER_PIXEL = 128  # an inter frame's motion taps (4 int64 indices + 4 float32 weights per sample, x1.25 for chroma), twice: stacked per wave too
 OVERLAP_TAPS = 3  # ... times this with overlapped compensation (12 taps a sample)
+# sharp interpolation: each reference's 16 phase planes (float32) before and after rounding, the
+# horizontal pass and their gradients; its fewer luma taps (1 a vector instead of 4) not subtracted
+SHARP_BYTES_PER_PIXEL = 384
 TRAIN_BYTES_FIXED = 512 * 1024**2
 
 
@@ -170,13 +173,13 @@ MODEL_STATE_BYTES_PER_PIXEL = 24  # what each model keeps between iterations: it
 
 
 def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1,
-                          overlap: bool = False) -> None:
+                          overlap: bool = False, sharp: bool = False) -> None:
     """A clear error, before anything is allocated, when training would not fit in memory.
     models: trained together. On CUDA each keeps a whole iteration's memory (its graph's pool); on
     the CPU they take turns, so beyond the first only their lasting state counts. overlap: the
-    motion is compensated overlapped (3x the taps)."""
+    motion is compensated overlapped (3x the taps); sharp: through phase planes."""
     available = available_memory(dev)
-    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) if motion else 0
+    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) + SHARP_BYTES_PER_PIXEL * sharp if motion else 0
     per_pixel = TRAIN_BYTES_PER_PIXEL + taps
     each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + taps
     per_frame = (per_pixel + (models - 1) * each_more) * height * width
@@ -248,7 +251,7 @@ def encode_clip_points(
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points),
-                          overlap=preset.motion_overlap)
+                          overlap=preset.motion_overlap, sharp=preset.motion_sharp)
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size and smoothness does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
@@ -286,7 +289,8 @@ def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, pres
     for job in jobs:
         cfg, (frames, height, width) = job.cfg, job.size
         intra = cfg.intra_frames(frames)
-        intra_cfg = replace(cfg, inter_synth=(), motion_block=0, motion_depth=0, motion_overlap=False, intra_period=0, key_prediction=False)
+        intra_cfg = replace(cfg, inter_synth=(), motion_block=0, motion_depth=0, motion_overlap=False, motion_sharp=False, intra_period=0,
+                            key_prediction=False)
         torch.manual_seed(seed)
         first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)
         if dev.type == "cpu":
@@ -329,8 +333,8 @@ def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: to
         predicted = cfg.inter_frames(frames)
         (block, depth), fields = choose_motion(padded.y, preset.motion_blocks, lmbda, predicted, searched,
                                                references=[cfg.reference(t) for t in predicted], split_depth=preset.motion_depth,
-                                               overlap=preset.motion_overlap)
-        cfg = replace(cfg, motion_block=block, motion_depth=depth, motion_overlap=preset.motion_overlap)
+                                               overlap=preset.motion_overlap, sharp=preset.motion_sharp)
+        cfg = replace(cfg, motion_block=block, motion_depth=depth, motion_overlap=preset.motion_overlap, motion_sharp=preset.motion_sharp)
     torch.manual_seed(seed)
     model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
     if dev.type == "cpu":
@@ -361,7 +365,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
         synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
-        cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap,
+        cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap, cfg.motion_sharp,
     )
     motion_section = motion.encode_fields(fields, cfg.motion_depth) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)

@@ -114,6 +114,7 @@ class CodecConfig:
     key_prediction: bool = False  # with an intra period: key frames P, 2P, ... predicted from the key frame before, not intra
     motion_depth: int = 0  # motion fields as quadtrees: roots of motion_block << depth, split down to motion_block
     motion_overlap: bool = False  # overlapped block compensation over each whole block (motion.plane_taps)
+    motion_sharp: bool = False  # quarter-pel vectors, luma read through 6-tap phase planes (motion.sharp_phases)
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -130,6 +131,8 @@ class CodecConfig:
             raise ValueError(f"motion split depth {self.motion_depth} needs a motion block whose roots stay within {MAX_MOTION_ROOT}")
         if self.motion_overlap and not self.motion_block:
             raise ValueError("overlapped compensation needs a motion block")
+        if self.motion_sharp and not self.motion_block:
+            raise ValueError("sharp interpolation needs a motion block")
         if self.key_prediction and not (self.inter and self.intra_period):
             raise ValueError("key prediction needs an inter synthesis and an intra period")
 
@@ -159,11 +162,11 @@ class CodecConfig:
 
     @property
     def motion_blocks_text(self) -> str:
-        overlap = ", overlapped" if self.motion_overlap else ""
+        kind = ("quarter-pel 6-tap" if self.motion_sharp else "half-pel") + (", overlapped" if self.motion_overlap else "")
         if not self.motion_depth:
-            return f"{self.motion_block}x{self.motion_block} blocks, half-pel{overlap}"
+            return f"{self.motion_block}x{self.motion_block} blocks, {kind}"
         root = self.motion_block << self.motion_depth
-        return f"{root}x{root} blocks split down to {self.motion_block}x{self.motion_block}, half-pel{overlap}"
+        return f"{root}x{root} blocks split down to {self.motion_block}x{self.motion_block}, {kind}"
 
     def with_shifts(self, synth_shift: int, arm_shift: int, inter_shift: int | None = None) -> CodecConfig:
         return replace(self, synth_shift=synth_shift, arm_shift=arm_shift, inter_shift=self.inter_shift if inter_shift is None else inter_shift)
@@ -680,7 +683,7 @@ def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tens
     field: the frame's motion vectors (with a motion config), else unused: the reference as it is."""
     if not cfg.motion_block:
         return prev_y, prev_uv
-    return tuple(predict(ref, field, cfg.motion_block, subsample, cfg.motion_overlap, cfg.motion_depth)
+    return tuple(predict(ref, field, cfg.motion_block, subsample, cfg.motion_overlap, cfg.motion_depth, cfg.motion_sharp)
                  for ref, subsample in ((prev_y, 1), (prev_uv, 2)))
 
 
@@ -720,7 +723,7 @@ def config_from_header(header) -> CodecConfig:
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
                        header.intra_period, header.arm_context, header.key_prediction, header.motion_depth,
-                       header.motion_overlap)
+                       header.motion_overlap, header.motion_sharp)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

@@ -24,6 +24,18 @@ derived from the field too (`leaf_layout`: the largest aligned block of at most 
 cells holding one vector, which is the tree's leaf whenever the encoder split canonically),
 and n grows by 2**(depth + 1) x the plane's block: still a power of 2, still exact.
 
+With *sharp* interpolation (format version 9) luma vectors are in quarter pixels
+(`vector_units`) and a luma sample at a fractional position is read from the
+reference's 16 *phase planes* (`sharp_phases`): the reference filtered by a
+separable 6-tap kernel per quarter phase (H.264's half-pixel kernel
+(1, -5, 20, 20, -5, 1) / 32; the quarter phases the mean of it and the whole
+sample), each rounded and clipped to 8 bits, so a prediction reads one phase
+sample per vector (three with overlap) instead of mixing 4 neighbours. Bilinear
+half-pixel reads blur the reference at every step of a chain of predictions;
+the 6-tap kernel keeps its detail (Foreman QCIF, 16x16 blocks: prediction +2.1 dB
+from the source, +0.5 dB from a decoded reference; docs/codec.md, session 13).
+Chroma stays bilinear, in eighths of its samples.
+
 The motion section: per inter frame one scale id byte per component (y, x), then
 (quadtree only) one flag step id per depth, then constriction range-coder words.
 Per frame: the split flags depth by depth (depth 0: the roots in raster order,
@@ -47,8 +59,11 @@ import torch
 from codec_lab.codec import entropy
 from codec_lab.errors import BitstreamError
 
-MV_FRAC = 2  # luma vectors in half pixels
-MV_MAX = 2 * entropy.LMAX  # the largest vector component a file may hold, in half pixels
+MV_FRAC = 2  # luma vectors in half pixels (bilinear files); quarter pixels with sharp interpolation
+MV_MAX = 2 * entropy.LMAX  # the largest vector component a file may hold, in vector units
+# The sharp luma kernels, one per quarter phase, taps at offsets -2 .. 3, out of 64 each
+SHARP_KERNELS = ((0, 0, 64, 0, 0, 0), (1, -5, 52, 20, -5, 1), (2, -10, 40, 40, -10, 2), (1, -5, 20, 52, -5, 1))
+SHARP_REACH = 3  # phase samples exist at positions -3 .. size + 1: every read further out sees only the edge sample
 _MEAN_TABLE = 0  # mean fraction index of the tables used for vector differences
 
 
@@ -56,10 +71,47 @@ _MEAN_TABLE = 0  # mean fraction index of the tables used for vector differences
 class Taps:
     """Where each predicted sample of one plane reads the reference, and with which integer weights."""
 
-    index: torch.Tensor  # (n, h*w) int64 into the flattened reference plane (n = 4, 12 with overlap)
+    index: torch.Tensor  # (n, h*w) int64 into the flattened reference plane (n = 4, 12 with overlap), or its phase planes
     weight: torch.Tensor  # (n, h*w) integer weights summing to `norm`
     norm: int
     shape: tuple[int, int]
+    phases: bool = False  # the index reads `sharp_phases` of the reference (n = 1, 3 with overlap)
+
+
+def vector_units(sharp: bool) -> int:
+    """Vector units per luma pixel: 2 (half pixels, bilinear), 4 with sharp interpolation."""
+    return 4 if sharp else MV_FRAC
+
+
+def source_samples(height: int, width: int, phases: bool) -> int:
+    """Samples of what the taps of a `height` x `width` plane index: the plane, or its `sharp_phases`."""
+    return 16 * (height + 2 * SHARP_REACH - 1) * (width + 2 * SHARP_REACH - 1) if phases else height * width
+
+
+def sharp_phases(ref: torch.Tensor, straight_through: bool = False) -> torch.Tensor:
+    """The 16 quarter phases of 8-bit reference planes (..., h, w): (..., 16 * (h + 5), w + 5), phase
+    4 * fy + fx at rows [p * (h + 5), (p + 1) * (h + 5)), position (y, x) at row y + 3, column x + 3
+    (y from -3 to h + 1, edges repeated). Each sample is the separable SHARP_KERNELS filter of the
+    reference, rounded and clipped to 8 bits: integers below 2**24 before rounding, exact in float32
+    (elementwise sums only: a convolution may take an inexact algorithm, a matmul TF32).
+    straight_through: the same values, the gradient of the unrounded filter (training)."""
+    h, w = ref.shape[-2:]
+    lead = ref.shape[:-2]
+    pad = SHARP_REACH + 2
+    flat = ref.reshape(-1, 1, h, w)
+    padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="replicate")[:, 0]  # (n, h + 10, w + 10)
+    size_y, size_x = h + 2 * SHARP_REACH - 1, w + 2 * SHARP_REACH - 1
+
+    def filtered(plane: torch.Tensor, kernel: tuple[int, ...], dim: int, size: int) -> torch.Tensor:
+        return sum(k * plane.narrow(dim, t, size) for t, k in enumerate(kernel) if k)
+
+    across = torch.stack([filtered(padded, k, -1, size_x) for k in SHARP_KERNELS], 1)  # (n, 4 fx, h + 10, w + 5)
+    both = torch.stack([filtered(across, k, -2, size_y) for k in SHARP_KERNELS], 1)  # (n, 4 fy, 4 fx, h + 5, w + 5)
+    scaled = both / 4096.0
+    rounded = torch.floor(scaled + 0.5).clamp(0, 255)
+    if straight_through:
+        rounded = scaled + (rounded - scaled.detach())
+    return rounded.reshape(*lead, 16 * size_y, size_x)
 
 
 def grid(height: int, width: int, block: int) -> tuple[int, int]:
@@ -102,8 +154,20 @@ def leaf_layout(field: np.ndarray, depth: int = 0) -> tuple[np.ndarray, np.ndarr
     return top, left, size
 
 
+def _phase_sample(vec: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int):
+    """(index, weight), each (1, n, w): the `sharp_phases` sample each luma sample moved by `vec`
+    (n, w, 2) in quarter pixels reads, with weight 1."""
+    py, px = 4 * ys + vec[..., 0], 4 * xs + vec[..., 1]
+    iy, ix = torch.div(py, 4, rounding_mode="floor"), torch.div(px, 4, rounding_mode="floor")
+    rows = iy.clamp(-SHARP_REACH, height + SHARP_REACH - 2) + SHARP_REACH
+    cols = ix.clamp(-SHARP_REACH, width + SHARP_REACH - 2) + SHARP_REACH
+    size_y, size_x = height + 2 * SHARP_REACH - 1, width + 2 * SHARP_REACH - 1
+    index = ((4 * (py - 4 * iy) + px - 4 * ix) * size_y + rows) * size_x + cols
+    return index[None], torch.ones_like(index)[None]
+
+
 def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsample: int, dtype=torch.float64,
-               overlap: bool = False, depth: int = 0, band: tuple[int, int] | None = None) -> Taps:
+               overlap: bool = False, depth: int = 0, band: tuple[int, int] | None = None, sharp: bool = False) -> Taps:
     """Taps of a plane of `height` x `width` that is the luma subsampled by `subsample` (1 or 2).
 
     overlap (format version 8): overlapped block motion compensation, as H.263's but over each
@@ -117,8 +181,12 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
 
     field: (by, bx, 2) int64, on the device the taps are wanted on. About 60 bytes a pixel with
     float32 weights (180 with overlap). band: (first, end) rows, the taps of those rows only
-    (`predict` works in bands to bound the decoder's memory whatever size a file claims)."""
-    precision = MV_FRAC * subsample  # vector units per sample of this plane
+    (`predict` works in bands to bound the decoder's memory whatever size a file claims).
+    sharp (format version 9): vectors in quarter pixels; luma reads `sharp_phases` (1 tap a vector,
+    norm 1), chroma stays bilinear in eighths of its samples."""
+    precision = vector_units(sharp) * subsample  # vector units per sample of this plane
+    phases = sharp and subsample == 1
+    taps_of = _phase_sample if phases else (lambda vec, ys, xs, h, w: _bilinear(vec, precision, ys, xs, h, w))
     plane_block = block // subsample
     device = field.device
     first, end = band or (0, height)
@@ -126,8 +194,8 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
     cols = torch.arange(width, device=device)[None, :]
     n = end - first
     ys, xs = (rows // plane_block).expand(n, width), (cols // plane_block).expand(n, width)
-    index, weight = _bilinear(field[ys, xs], precision, rows, cols, height, width)
-    norm = precision * precision
+    index, weight = taps_of(field[ys, xs], rows, cols, height, width)
+    norm = 1 if phases else precision * precision
     if overlap:
         layout = leaf_layout(field.cpu().numpy(), depth)
         top, left, size = (torch.as_tensor(a, device=device)[ys, xs] for a in layout)
@@ -137,37 +205,39 @@ def plane_taps(field: torch.Tensor, block: int, height: int, width: int, subsamp
         wy, wx = (2 * u + 1 - span).abs() * scale, (2 * v + 1 - span).abs() * scale
         ny = torch.where(2 * u < span, top - 1, top + size).clamp(0, field.shape[0] - 1)
         nx = torch.where(2 * v < span, left - 1, left + size).clamp(0, field.shape[1] - 1)
-        index_y, weight_y = _bilinear(field[ny, xs], precision, rows, cols, height, width)
-        index_x, weight_x = _bilinear(field[ys, nx], precision, rows, cols, height, width)
+        index_y, weight_y = taps_of(field[ny, xs], rows, cols, height, width)
+        index_x, weight_x = taps_of(field[ys, nx], rows, cols, height, width)
         total = (2 << depth) * plane_block
         index = torch.cat([index, index_y, index_x])
         weight = torch.cat([weight * (total - wy - wx), weight_y * wy, weight_x * wx])
         norm *= total
-    return Taps(index.reshape(index.shape[0], -1), weight.reshape(weight.shape[0], -1).to(dtype), norm, (n, width))
+    return Taps(index.reshape(index.shape[0], -1), weight.reshape(weight.shape[0], -1).to(dtype), norm, (n, width), phases)
 
 
 def frame_taps(field: torch.Tensor | np.ndarray, block: int, height: int, width: int, dtype=torch.float64,
-               overlap: bool = False, depth: int = 0) -> tuple[Taps, Taps]:
+               overlap: bool = False, depth: int = 0, sharp: bool = False) -> tuple[Taps, Taps]:
     """(luma taps, chroma taps) of one inter frame of the padded size; `overlap`: overlapped block
-    compensation over the whole blocks of the field's quadtree of `depth` split levels."""
+    compensation over the whole blocks of the field's quadtree of `depth` split levels; `sharp`:
+    quarter-pixel vectors, the luma read from its phase planes."""
     field = torch.as_tensor(np.asarray(field, dtype=np.int64)) if isinstance(field, np.ndarray) else field
-    return (plane_taps(field, block, height, width, 1, dtype, overlap, depth),
-            plane_taps(field, block, height // 2, width // 2, 2, dtype, overlap, depth))
+    return (plane_taps(field, block, height, width, 1, dtype, overlap, depth, sharp=sharp),
+            plane_taps(field, block, height // 2, width // 2, 2, dtype, overlap, depth, sharp=sharp))
 
 
 BAND_SAMPLES = 1 << 18  # `predict` builds the taps of this many samples at a time (~50 MB with overlap)
 
 
 def predict(ref_pixels: torch.Tensor, field: np.ndarray, block: int, subsample: int, overlap: bool = False,
-            depth: int = 0) -> torch.Tensor:
-    """The decoder's prediction (compensate) of one plane of 8-bit reference samples (..., h, w)
+            depth: int = 0, sharp: bool = False) -> torch.Tensor:
+    """The decoder's prediction (compensate) of one plane of 8-bit reference samples (h, w)
     (float64 integers) under `field`, band of rows by band of rows: the same values as one set of
     taps for the plane, in bounded memory."""
     height, width = ref_pixels.shape[-2:]
     field_t = torch.as_tensor(np.asarray(field, dtype=np.int64))
+    source = sharp_phases(ref_pixels) if sharp and subsample == 1 else ref_pixels
     step = max(1, BAND_SAMPLES // width)
-    return torch.cat([compensate(ref_pixels, plane_taps(field_t, block, height, width, subsample, torch.float64, overlap, depth,
-                                                        (first, min(first + step, height))))
+    return torch.cat([compensate_source(source, plane_taps(field_t, block, height, width, subsample, torch.float64,
+                                                           overlap, depth, (first, min(first + step, height)), sharp))
                       for first in range(0, height, step)], dim=-2)
 
 
@@ -200,20 +270,34 @@ class _TakeTaps(torch.autograd.Function):
 
 
 def weighted_sum(ref: torch.Tensor, taps: Taps) -> torch.Tensor:
-    """sum_i w_i * ref[index_i] over the leading dims of `ref` (..., h, w): `norm` times the prediction, unrounded."""
+    """sum_i w_i * ref[index_i] over the leading dims of `ref` (..., h, w) (`sharp_phases` of the
+    reference for phase taps): `norm` times the prediction, unrounded. Returns (..., *taps.shape)."""
     flat = ref.reshape(*ref.shape[:-2], -1)
     taken = _TakeTaps.apply(flat, taps.index) if flat.requires_grad else flat[..., taps.index]
-    return (taken * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape)
+    return (taken * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape) / taps.norm
+
+
+def _rounded(mixed: torch.Tensor, straight_through: bool = False) -> torch.Tensor:
+    if straight_through:
+        return mixed + (torch.floor(mixed.detach() + 0.5) - mixed.detach())
+    return torch.floor(mixed + 0.5)
+
+
+def compensate_source(source: torch.Tensor, taps: Taps) -> torch.Tensor:
+    """`compensate` of a reference already expanded to what the taps read (`sharp_phases` of it for
+    phase taps, else itself): to score many fields on one reference without filtering it again."""
+    return _rounded(weighted_sum(source, taps))
 
 
 def compensate(ref_pixels: torch.Tensor, taps: Taps, straight_through: bool = False) -> torch.Tensor:
     """The decoder's prediction of one plane (..., h, w) from 8-bit reference samples: integers, exact
     (floor(S / n + 1/2) with S an integer and n a power of 2). `straight_through`: the same values,
-    with the gradient of the unrounded mix (training)."""
-    mixed = weighted_sum(ref_pixels, taps) / taps.norm
-    if straight_through:
-        return mixed + (torch.floor(mixed.detach() + 0.5) - mixed.detach())
-    return torch.floor(mixed + 0.5)
+    with the gradient of the unrounded mix (training). Phase taps (sharp luma): the leading dims of
+    `ref_pixels` are frames whose taps are stacked along the plane's rows (training's waves), or none."""
+    if taps.phases:
+        phases = sharp_phases(ref_pixels, straight_through)
+        return _rounded(weighted_sum(phases.reshape(-1, phases.shape[-1]), taps), straight_through).reshape(ref_pixels.shape)
+    return _rounded(weighted_sum(ref_pixels, taps), straight_through)
 
 
 # --------------------------------------------------------------------------- the motion section
@@ -266,7 +350,7 @@ def _undifferences(diffs: np.ndarray) -> np.ndarray:
             py, px = _predictor(rows, i, j, bx)
             vy, vx = py + dy, px + dx
             if abs(vy) > MV_MAX or abs(vx) > MV_MAX:
-                raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} half pixels: the file is damaged")
+                raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} vector units: the file is damaged")
             rows[i].append((vy, vx))
     return np.array(rows, np.int64).reshape(by, bx, 2)
 
@@ -350,7 +434,7 @@ def _undo_leaf_differences(diffs: np.ndarray, leaves: list[Node], blocks: tuple[
         py, px = leaf_predictor(rows, known, i, j, size)
         vy, vx = py + dy, px + dx
         if abs(vy) > MV_MAX or abs(vx) > MV_MAX:
-            raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} half pixels: the file is damaged")
+            raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} vector units: the file is damaged")
         for r in range(i, min(i + size, by)):
             rows[r][j:min(j + size, bx)] = [(vy, vx)] * (min(j + size, bx) - j)
         known[i:i + size, j:j + size] = True
@@ -393,13 +477,13 @@ def encode_fields(fields: list[np.ndarray], depth: int = 0) -> bytes:
     <= MV_MAX; quadtrees of `depth` levels under roots 2**depth blocks a side)."""
     for field in fields:
         if np.abs(field).max(initial=0) > MV_MAX:
-            raise ValueError(f"motion vectors must stay within +-{MV_MAX} half pixels")
+            raise ValueError(f"motion vectors must stay within +-{MV_MAX} vector units")
     coder = entropy.LatentEncoder()
     ids = bytearray()
     for field in fields:
         flags, diffs = coded_form(field, depth)
         if np.abs(diffs).max(initial=0) > entropy.RMAX:
-            raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} half pixels")
+            raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} vector units")
         scale_ids = _scale_ids(diffs)
         steps = [entropy.best_flag_step(f) for f in flags] + [1] * (depth - len(flags))  # a depth no block reached: any id
         ids += bytes(scale_ids + steps)

@@ -3,7 +3,8 @@
 Full search of whole-pixel vectors within +-`SEARCH_RANGE` (on frames over
 `COARSE_PIXELS`: coarse to fine, a full search on frames 4x smaller, then +-2
 pixels around each vector at full size), then a half-pixel refinement (the 8
-neighbours) scored on the decoder's own interpolation. A
+neighbours) and, with sharp interpolation, a quarter-pixel one, scored on the
+decoder's own interpolation. A
 block's cost is its luma SAD plus a smoothness (SAD per bit: `LAMBDA_SAD`, or
 each of `SMOOTHNESS`) per estimated bit of its vector's difference from the
 median predictor, so that the field stays smooth where the picture gives no
@@ -21,13 +22,15 @@ from codec_lab.codec import entropy
 from codec_lab.codec.motion import (
     MV_FRAC,
     children,
-    compensate,
+    compensate_source,
     field_bits,
     grid,
     leaf_predictor,
     median_predictors,
     plane_taps,
     predict,
+    sharp_phases,
+    vector_units,
 )
 from codec_lab.metrics import PSNR_YUV_WEIGHTS
 
@@ -46,10 +49,15 @@ PREDICTION_ERROR_KEPT = 0.5
 COARSE_PIXELS = 400_000  # frames larger than this (~730x548) are searched coarse to fine
 COARSE = 4  # ... on frames this many times smaller first
 REFINE = 2  # ... then within +-REFINE whole pixels of the coarse vector, at full size
-# Whole-pixel vectors of the coarse-to-fine search stay within +-WHOLE_LIMIT: with the half-pixel
-# step that keeps |v| <= 63 half pixels, so a difference from the median predictor stays codable
-# (<= entropy.RMAX). (+-34 pixels reached a difference of 136 on a scene cut.)
+# Whole-pixel vectors stay within +-WHOLE_LIMIT: with the half-pixel step that keeps |v| <= 63 half
+# pixels, so a difference from the median predictor stays codable (<= entropy.RMAX). (+-34 pixels
+# reached a difference of 136 on a scene cut.) Quarter-pixel vectors (sharp): +-15 pixels.
 WHOLE_LIMIT = entropy.RMAX // (2 * MV_FRAC)
+
+
+def whole_limit(sharp: bool = False) -> int:
+    """The largest whole-pixel vector component the search keeps (WHOLE_LIMIT in half pixels)."""
+    return entropy.RMAX // (2 * vector_units(sharp))
 
 
 def _vector_bits(diff: np.ndarray) -> np.ndarray:
@@ -109,7 +117,7 @@ def _shrink(plane: np.ndarray, factor: int) -> np.ndarray:
     return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).mean((1, 3))
 
 
-def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, lam: float) -> np.ndarray:
+def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, lam: float, limit: int = WHOLE_LIMIT) -> np.ndarray:
     """Whole-pixel vectors (by, bx, 2), in whole pixels: a full search on both frames COARSE times
     smaller (the range twice the full search's), then, at full size, each block's coarse vector
     x COARSE and its neighbours within +-REFINE."""
@@ -119,7 +127,7 @@ def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, l
     coarse_block = max(4, block // COARSE)
     # never past what WHOLE_LIMIT keeps (+-8 coarse samples): a longer range (FAR_SEARCH_RANGE) would only
     # find vectors clipped back to the limit, and cost 3x the candidates
-    coarse_range = min(2 * search // COARSE, -(-WHOLE_LIMIT // COARSE))
+    coarse_range = min(2 * search // COARSE, -(-limit // COARSE))
     coarse = _full_search(_shrink(ref, COARSE), _shrink(cur, COARSE), coarse_block, coarse_range, lam)
     span = coarse_block * COARSE // block  # fine blocks per coarse block, along each axis
     start = COARSE * coarse[np.arange(by)[:, None] // span, np.arange(bx)[None, :] // span]
@@ -127,7 +135,7 @@ def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, l
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     sads, candidates = [], []
     for step in steps:
-        vec = np.clip(start + step, -WHOLE_LIMIT, WHOLE_LIMIT)  # (by, bx, 2)
+        vec = np.clip(start + step, -limit, limit)  # (by, bx, 2)
         per_pixel = vec[ys // block, xs // block]
         pred = ref[np.clip(ys + per_pixel[..., 0], 0, h - 1), np.clip(xs + per_pixel[..., 1], 0, w - 1)]
         sads.append(_block_sad(pred, cur, block, by, bx))
@@ -135,36 +143,47 @@ def _coarse_to_fine(ref: np.ndarray, cur: np.ndarray, block: int, search: int, l
     return _choose(np.stack(sads), np.stack(candidates), lam) // MV_FRAC
 
 
-def estimate_field(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int = SEARCH_RANGE, lam: float = LAMBDA_SAD) -> np.ndarray:
-    """Vectors (by, bx, 2) in half pixels predicting luma `cur` (H, W) from luma `ref`. Frames of
-    more than COARSE_PIXELS are searched coarse to fine (a 1080p frame: full search ~15 s, this ~2 s)."""
-    return estimate_fields(ref, cur, block, search=search, lams=(lam,))[0]
+def estimate_field(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int = SEARCH_RANGE, lam: float = LAMBDA_SAD,
+                   sharp: bool = False) -> np.ndarray:
+    """Vectors (by, bx, 2) in half pixels (quarter pixels if `sharp`) predicting luma `cur` (H, W) from
+    luma `ref`. Frames of more than COARSE_PIXELS are searched coarse to fine (a 1080p frame: full
+    search ~15 s, this ~2 s)."""
+    return estimate_fields(ref, cur, block, search=search, lams=(lam,), sharp=sharp)[0]
 
 
 def estimate_fields(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int = SEARCH_RANGE,
-                    lams: tuple[float, ...] = (LAMBDA_SAD,)) -> list[np.ndarray]:
+                    lams: tuple[float, ...] = (LAMBDA_SAD,), sharp: bool = False) -> list[np.ndarray]:
     """estimate_field for each smoothness `lams` (SAD per bit). On small frames they share the full
-    search's SADs; coarse to fine (large frames) searches once per smoothness (~2x the time)."""
+    search's SADs; coarse to fine (large frames) searches once per smoothness (~2x the time).
+    The whole-pixel search stays within whole_limit(sharp), whatever `search` asks."""
     h, w = cur.shape
     by, bx = grid(h, w, block)
     ref = ref.astype(np.float32)
     cur = cur.astype(np.float32)
+    limit = whole_limit(sharp)
+    search = min(search, limit)
     if h * w > COARSE_PIXELS:
-        whole = [MV_FRAC * _coarse_to_fine(ref, cur, block, search, lam) for lam in lams]
+        whole = [_coarse_to_fine(ref, cur, block, search, lam, limit) for lam in lams]
     else:
         sad, candidates = _whole_pixel_sads(ref, cur, block, search)
-        whole = [_choose(sad, candidates, lam) for lam in lams]
+        whole = [_choose(sad, candidates, lam) // MV_FRAC for lam in lams]
 
-    steps = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    units = vector_units(sharp)
     ref_t = torch.from_numpy(ref.astype(np.float64))
-    fields, sads = [], {}
-    for field, lam in zip(whole, lams):
-        candidates = field[None] + steps[:, None, None, :]
-        key = field.tobytes()  # the smoothness values often agree on the whole-pixel field: refine its SADs once
-        if key not in sads:
-            preds = np.stack([compensate(ref_t, plane_taps(torch.from_numpy(c), block, h, w, 1)).numpy() for c in candidates])
-            sads[key] = _block_sad(preds, cur, block, by, bx)
-        fields.append(_choose(sads[key], candidates, lam))
+    source = sharp_phases(ref_t) if sharp else ref_t  # once for every candidate
+    fields = [units * field for field in whole]
+    for step in range(units // 2, 0, -1):  # half pixels, then (sharp) quarter pixels around the best half
+        steps = step * np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+        refined, sads = [], {}
+        for field, lam in zip(fields, lams):
+            candidates = field[None] + steps[:, None, None, :]
+            key = field.tobytes()  # the smoothness values often agree on the field: score its candidates once
+            if key not in sads:
+                preds = np.stack([compensate_source(source, plane_taps(torch.from_numpy(c), block, h, w, 1, sharp=sharp)).numpy()
+                                  for c in candidates])
+                sads[key] = _block_sad(preds, cur, block, by, bx)
+            refined.append(_choose(sads[key], candidates, lam))
+        fields = refined
     return fields
 
 
@@ -173,17 +192,18 @@ def _references(frames: list[int], references: list[int] | None) -> list[int]:
 
 
 def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: list[int] | None = None,
-                    lams: tuple[float, ...] = (LAMBDA_SAD,)) -> list[list[np.ndarray]]:
+                    lams: tuple[float, ...] = (LAMBDA_SAD,), sharp: bool = False) -> list[list[np.ndarray]]:
     """For each smoothness of `lams`, the fields of the predicted `frames` of luma `y` (T, H, W), each
     searched on its reference's source frame (default: the frame before it; further apart, within
     FAR_SEARCH_RANGE)."""
-    per_frame = [estimate_fields(y[r], y[t], block, search=FAR_SEARCH_RANGE if t - r > 1 else SEARCH_RANGE, lams=lams)
+    per_frame = [estimate_fields(y[r], y[t], block, search=FAR_SEARCH_RANGE if t - r > 1 else SEARCH_RANGE, lams=lams, sharp=sharp)
                  for t, r in zip(frames, _references(frames, references))]
     return [[fields[k] for fields in per_frame] for k in range(len(lams))]
 
 
 def overlapped_motion(y: np.ndarray, block: int, frames: list[int], fields: list[list[np.ndarray]],
-                      references: list[int] | None = None, lams: tuple[float, ...] = (LAMBDA_SAD,)) -> list[list[np.ndarray]]:
+                      references: list[int] | None = None, lams: tuple[float, ...] = (LAMBDA_SAD,),
+                      sharp: bool = False) -> list[list[np.ndarray]]:
     """estimate_motion's `fields` (per smoothness of `lams`, per frame) refined for overlapped
     compensation (`refine_overlapped`) on frames up to COARSE_PIXELS; larger ones keep them as they
     are (each candidate is a compensation of the whole frame: ~5 s at 1080p)."""
@@ -191,7 +211,7 @@ def overlapped_motion(y: np.ndarray, block: int, frames: list[int], fields: list
     if h * w > COARSE_PIXELS:
         return fields
     refs = _references(frames, references)
-    return [[refine_overlapped(y[r], y[t], field, block, lam) for t, r, field in zip(frames, refs, per_frame)]
+    return [[refine_overlapped(y[r], y[t], field, block, lam, sharp=sharp) for t, r, field in zip(frames, refs, per_frame)]
             for lam, per_frame in zip(lams, fields)]
 
 
@@ -213,20 +233,28 @@ def _grown_sums(err: np.ndarray, block: int, by: int, bx: int) -> np.ndarray:
 
 class _OverlappedPrediction:
     """motion.compensate's overlapped prediction of one luma plane under uniform fields (depth 0),
-    fast enough to score thousands of fields: the reference's half-pixel samples (bilinear sums,
-    x MV_FRAC**2) computed once, then a field is three lookups and a weighted sum, ~10x faster than
-    building its taps. The same integers as the decoder's (a test compares them)."""
+    fast enough to score thousands of fields: the reference's samples at every vector position
+    (bilinear half-pixel sums x MV_FRAC**2, or the sharp phase samples) computed once, then a field
+    is three lookups and a weighted sum, ~10x faster than building its taps. The same integers as
+    the decoder's (a test compares them)."""
 
-    def __init__(self, ref: np.ndarray, block: int) -> None:
+    def __init__(self, ref: np.ndarray, block: int, sharp: bool = False) -> None:
         h, w = ref.shape
-        pad = WHOLE_LIMIT + 2  # whole pixels, past the largest vector: the edge repeated, as the decoder clamps its reads
+        pad = whole_limit(sharp) + 2  # whole pixels, past the largest vector: the edge repeated, as the decoder clamps its reads
         p = np.pad(ref.astype(np.int64), pad, mode="edge")
-        up = np.empty((2 * p.shape[0] - 1, 2 * p.shape[1] - 1), np.int64)  # up[2i + fy, 2j + fx]
-        up[0::2, 0::2] = 4 * p
-        up[0::2, 1::2] = 2 * (p[:, :-1] + p[:, 1:])
-        up[1::2, 0::2] = 2 * (p[:-1] + p[1:])
-        up[1::2, 1::2] = p[:-1, :-1] + p[:-1, 1:] + p[1:, :-1] + p[1:, 1:]
-        self.up = up
+        units = vector_units(sharp)
+        if sharp:  # up[4i + fy, 4j + fx]: phase (fy, fx) at position (i, j) of p
+            hp, wp = p.shape
+            phases = sharp_phases(torch.from_numpy(p.astype(np.float64))).numpy().astype(np.int64)
+            phases = phases.reshape(4, 4, hp + 5, wp + 5)[:, :, 3:3 + hp, 3:3 + wp]
+            self.up, scale = phases.transpose(2, 0, 3, 1).reshape(4 * hp, 4 * wp), 1
+        else:
+            up = np.empty((2 * p.shape[0] - 1, 2 * p.shape[1] - 1), np.int64)  # up[2i + fy, 2j + fx]
+            up[0::2, 0::2] = 4 * p
+            up[0::2, 1::2] = 2 * (p[:, :-1] + p[:, 1:])
+            up[1::2, 0::2] = 2 * (p[:-1] + p[1:])
+            up[1::2, 1::2] = p[:-1, :-1] + p[:-1, 1:] + p[1:, :-1] + p[1:, 1:]
+            self.up, scale = up, MV_FRAC * MV_FRAC
         ys, xs = np.arange(h), np.arange(w)
         by, bx = grid(h, w, block)
         u, v = ys % block, xs % block
@@ -235,8 +263,8 @@ class _OverlappedPrediction:
         self.nx = np.clip(np.where(2 * v < block, xs // block - 1, xs // block + 1), 0, bx - 1)[None, :]
         self.wy, self.wx = np.abs(2 * u + 1 - block)[:, None], np.abs(2 * v + 1 - block)[None, :]
         self.wown = 2 * block - self.wy - self.wx
-        self.gy, self.gx = (MV_FRAC * (ys + pad))[:, None], (MV_FRAC * (xs + pad))[None, :]
-        self.norm = MV_FRAC * MV_FRAC * 2 * block
+        self.gy, self.gx = (units * (ys + pad))[:, None], (units * (xs + pad))[None, :]
+        self.norm = scale * 2 * block
 
     def _at(self, vectors: np.ndarray) -> np.ndarray:
         return self.up[self.gy + vectors[..., 0], self.gx + vectors[..., 1]]
@@ -248,18 +276,19 @@ class _OverlappedPrediction:
 
 
 def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block: int, lam: float,
-                      rounds: int = OVERLAP_ROUNDS) -> np.ndarray:
+                      rounds: int = OVERLAP_ROUNDS, sharp: bool = False) -> np.ndarray:
     """A uniform field searched block by block, refined for overlapped compensation: each block's
-    vector (with its 8 half-pixel neighbours as candidates) scored by the SAD of the overlapped
+    vector (with its 8 neighbours a half pixel away, a quarter pixel if `sharp`, as candidates) scored by the SAD of the overlapped
     prediction over the samples it reaches (the block grown by half a block) + lam x the estimated
     bits of its difference from its median predictor. A block's vector reaches no further than the
     middle of its neighbours, so the blocks of one of the four 2x2 phases (i % 2, j % 2) are
     refined together, each of the 9 candidates one prediction of the frame. Foreman QCIF's 26
     predicted frames: +0.5-0.6 dB of overlapped prediction for 20-50% more vector bytes (docs/codec.md)."""
-    overlapped = _OverlappedPrediction(ref, block)
+    overlapped = _OverlappedPrediction(ref, block, sharp)
     cur = cur.astype(np.int64)
     by, bx = field.shape[:2]
-    limit = MV_FRAC * WHOLE_LIMIT + 1  # as the half-pixel search leaves them: differences stay codable
+    units = vector_units(sharp)
+    limit = units * whole_limit(sharp) + units - 1  # as the search leaves them: differences stay codable
     steps = np.array([(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     rows, cols = np.meshgrid(np.arange(by), np.arange(bx), indexing="ij")
     field = field.copy()
@@ -285,21 +314,21 @@ def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block
 
 
 def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: float, frames: list[int],
-                    references: list[int] | None = None, depth: int = 0, overlap: bool = False) -> float:
+                    references: list[int] | None = None, depth: int = 0, overlap: bool = False, sharp: bool = False) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss, times PREDICTION_ERROR_KEPT) plus
     the fields' bits per pixel (`block`: the smallest block; `depth`: their quadtrees'; `overlap`:
-    compensated as the decoder will, overlapped)."""
+    compensated as the decoder will, overlapped; `sharp`: quarter-pixel vectors, 6-tap)."""
     t, h, w = y.shape
     mse = 0.0
     for k, r, field in zip(frames, _references(frames, references), fields):
-        pred = _compensated(y[r], field, block, overlap, depth)
+        pred = _compensated(y[r], field, block, overlap, depth, sharp)
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
 
 
-def _compensated(ref: np.ndarray, field: np.ndarray, block: int, overlap: bool = False, depth: int = 0) -> np.ndarray:
-    return predict(torch.from_numpy(ref.astype(np.float64)), field, block, 1, overlap, depth).numpy()
+def _compensated(ref: np.ndarray, field: np.ndarray, block: int, overlap: bool = False, depth: int = 0, sharp: bool = False) -> np.ndarray:
+    return predict(torch.from_numpy(ref.astype(np.float64)), field, block, 1, overlap, depth, sharp).numpy()
 
 
 def quadtree_field(levels: list[np.ndarray], sads: list[np.ndarray], lam: float) -> np.ndarray:
@@ -359,7 +388,8 @@ def _same_below(levels: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], searched: dict,
-                    references: list[int] | None = None, smoothness: tuple[float, ...] = SMOOTHNESS) -> list[list[np.ndarray]]:
+                    references: list[int] | None = None, smoothness: tuple[float, ...] = SMOOTHNESS,
+                    sharp: bool = False) -> list[list[np.ndarray]]:
     """For each smoothness, the quadtree fields (roots `root`, `depth` split levels) of the predicted
     `frames`, built from the uniform fields of each level's block size (searched, by block size, as
     choose_motion keeps them; filled here, and the trees too, under (root, depth): they do not
@@ -369,14 +399,14 @@ def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], sea
     sizes = [root >> d for d in range(depth + 1)]
     for block in sizes:
         if block not in searched:
-            searched[block] = estimate_motion(y, block, frames, references, smoothness)
+            searched[block] = estimate_motion(y, block, frames, references, smoothness, sharp)
     out = []
     for k, lam in enumerate(smoothness):
         fields = []
         for n, (t, r) in enumerate(zip(frames, _references(frames, references))):
             levels = [searched[block][k][n] for block in sizes]
             h, w = y[t].shape
-            sads = [_block_sad(_compensated(y[r], level, block), y[t].astype(np.float64), block, *grid(h, w, block))
+            sads = [_block_sad(_compensated(y[r], level, block, sharp=sharp), y[t].astype(np.float64), block, *grid(h, w, block))
                     for level, block in zip(levels, sizes)]
             fields.append(quadtree_field(levels, sads, lam))
         out.append(fields)
@@ -387,7 +417,7 @@ def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], sea
 def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: list[int],
                   searched: dict | None = None, references: list[int] | None = None,
                   smoothness: tuple[float, ...] = SMOOTHNESS, split_depth: int = 0,
-                  overlap: bool = False) -> tuple[tuple[int, int], list[np.ndarray]]:
+                  overlap: bool = False, sharp: bool = False) -> tuple[tuple[int, int], list[np.ndarray]]:
     """The motion layout, (smallest block, split depth), and smoothness (and the fields of the
     predicted `frames`) of least `prediction_cost`: small blocks follow motion better, large ones
     cost fewer bits, and so does a smoother field, which matters more the lower the rate (the
@@ -397,27 +427,28 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     `references` (default: each frame's previous one) and `smoothness`, by block size (and the
     trees by (root, depth)), which it fills (neither depends on lmbda). overlap: the fields are
     weighed under overlapped compensation, the uniform ones refined for it (`overlapped_motion`,
-    kept under ("overlapped", block)), the trees as searched."""
+    kept under ("overlapped", block)), the trees as searched. sharp: quarter-pixel vectors, 6-tap
+    luma interpolation (searched for it; `searched` must come from calls with the same `sharp`)."""
     searched = {} if searched is None else searched
     if y.shape[1] * y.shape[2] > COARSE_PIXELS:  # the 4x4 level and the trees: ~2 min a 1080p frame (docs/codec.md, session 11)
         split_depth = 0
     candidates: list[tuple[tuple[int, int], list[list[np.ndarray]]]] = []
     for block in blocks:
         if block not in searched:
-            searched[block] = estimate_motion(y, block, frames, references, smoothness)
+            searched[block] = estimate_motion(y, block, frames, references, smoothness, sharp)
         uniform = searched[block]
         if overlap:  # refined for the overlapped prediction (the trees keep their block-wise vectors)
             if ("overlapped", block) not in searched:
-                searched[("overlapped", block)] = overlapped_motion(y, block, frames, uniform, references, smoothness)
+                searched[("overlapped", block)] = overlapped_motion(y, block, frames, uniform, references, smoothness, sharp)
             uniform = searched[("overlapped", block)]
         candidates.append(((block, 0), uniform))
         depth = min(split_depth, (block // MIN_BLOCK).bit_length() - 1)
         if depth:
-            candidates.append(((block >> depth, depth), quadtree_fields(y, block, depth, frames, searched, references, smoothness)))
+            candidates.append(((block >> depth, depth), quadtree_fields(y, block, depth, frames, searched, references, smoothness, sharp)))
     best = None
     for (block, depth), per_smoothness in candidates:
         for fields in per_smoothness:
-            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap)
+            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap, sharp)
             if best is None or cost < best[0]:
                 best = (cost, (block, depth), fields)
     return best[1], best[2]

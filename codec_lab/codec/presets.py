@@ -45,6 +45,8 @@ class Preset:
     motion_depth: int = 0
     # ... and compensated overlapped across whole blocks' edges (format version 8; motion.plane_taps)
     motion_overlap: bool = False
+    # ... with quarter-pixel vectors and 6-tap luma interpolation (format version 9; motion.sharp_phases)
+    motion_sharp: bool = False
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
     key_prediction: bool = True  # ... except that key frames after frame 0 are predicted from the key frame before
 

@@ -19,7 +19,7 @@ from codec_lab.video.frames import Clip
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
                   "intra_lambda_factor", "synth_hidden", "distortion",
-                  "motion_blocks", "motion_depth", "motion_overlap"}
+                  "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -144,10 +144,11 @@ class SemanticLatentCodec:
             if not (str(depth).isdigit() and 0 <= int(depth) <= MAX_MOTION_DEPTH):
                 raise CodecLabError(f"motion_depth must be 0..{MAX_MOTION_DEPTH}, not {depth!r}")
             preset = replace(preset, motion_depth=int(depth))
-        if "motion_overlap" in settings:  # prediction motion: overlapped block compensation (true / false)
-            if not isinstance(settings["motion_overlap"], bool):
-                raise CodecLabError(f"motion_overlap must be true or false, not {settings['motion_overlap']!r}")
-            preset = replace(preset, motion_overlap=settings["motion_overlap"])
+        for name in ("motion_overlap", "motion_sharp"):  # prediction motion: overlapped compensation, quarter-pel 6-tap (true / false)
+            if name in settings:
+                if not isinstance(settings[name], bool):
+                    raise CodecLabError(f"{name} must be true or false, not {settings[name]!r}")
+                preset = replace(preset, **{name: settings[name]})
         period, keyed = settings.get("intra_period"), settings.get("key_prediction")
         if keyed not in (None, True, False):
             raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")

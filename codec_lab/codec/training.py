@@ -89,20 +89,23 @@ def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[mot
 
 def _compensate_frames(ref: torch.Tensor, taps: motion.Taps) -> torch.Tensor:
     """motion.compensate of B frames at once: ref (B, h, w) or (B, C, h, w), taps from _stack_taps."""
-    if ref.dim() == 3:
-        return motion.compensate(ref.reshape(-1, ref.shape[-1]), taps, straight_through=True).reshape(ref.shape)
+    if ref.dim() == 3:  # phase taps read each frame's own phase planes: they keep the frames apart
+        frames = ref if taps.phases else ref.reshape(-1, ref.shape[-1])
+        return motion.compensate(frames, taps, straight_through=True).reshape(ref.shape)
     planes = ref.transpose(0, 1)  # (C, B, h, w): the planes of a frame share its taps
     out = motion.compensate(planes.reshape(planes.shape[0], -1, ref.shape[-1]), taps, straight_through=True)
     return out.reshape(planes.shape).transpose(0, 1)
 
 
 def _stack_taps(taps: list[motion.Taps]) -> motion.Taps:
-    """The taps of B frames as those of one plane of B*h rows: frame b's samples come after b*h*w others."""
+    """The taps of B frames as those of one plane of B*h rows: frame b's samples (or phase samples)
+    come after b times a frame's others."""
     if len(taps) == 1:
         return taps[0]
     h, w = taps[0].shape
-    index = torch.cat([t.index + b * h * w for b, t in enumerate(taps)], dim=1)
-    return motion.Taps(index, torch.cat([t.weight for t in taps], dim=1), taps[0].norm, (len(taps) * h, w))
+    size = motion.source_samples(h, w, taps[0].phases)
+    index = torch.cat([t.index + b * size for b, t in enumerate(taps)], dim=1)
+    return motion.Taps(index, torch.cat([t.weight for t in taps], dim=1), taps[0].norm, (len(taps) * h, w), taps[0].phases)
 
 
 class LatentModel(nn.Module):
@@ -116,14 +119,14 @@ class LatentModel(nn.Module):
         self._generators: dict[str, torch.Generator] = {}
         # Each predicted frame's taps, built once (autograd would hold them until backward anyway):
         # buffers, so they follow the model to its device.
-        self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int]], ...]] = {}
+        self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int], bool], ...]] = {}
         for t, vectors in (fields or {}).items():
             taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32,
-                                     overlap=cfg.motion_overlap, depth=cfg.motion_depth)
+                                     overlap=cfg.motion_overlap, depth=cfg.motion_depth, sharp=cfg.motion_sharp)
             for k, plane in enumerate(taps):
                 self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
                 self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
-            self.taps_meta[t] = tuple((plane.norm, plane.shape) for plane in taps)
+            self.taps_meta[t] = tuple((plane.norm, plane.shape, plane.phases) for plane in taps)
         # All levels in one tensor: quantizing, clamping and their gradients are then one kernel
         # each instead of one per level (kernel counts bound a GPU's speed for networks this small).
         self.latent_shapes = [tuple(s) for s in shapes]
@@ -220,8 +223,8 @@ class LatentModel(nn.Module):
         """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
         if not self.cfg.motion_block:
             return None
-        return tuple(motion.Taps(getattr(self, f"taps_{t}_{k}_index"), getattr(self, f"taps_{t}_{k}_weight"), norm, shape)
-                     for k, (norm, shape) in enumerate(self.taps_meta[t]))
+        return tuple(motion.Taps(getattr(self, f"taps_{t}_{k}_index"), getattr(self, f"taps_{t}_{k}_weight"), norm, shape, phases)
+                     for k, (norm, shape, phases) in enumerate(self.taps_meta[t]))
 
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The training reconstruction of `frames` (ascending): Y (N, H, W), UV (N, 2, H/2, W/2)."""
