@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from codec_lab.codec import bitstream, motion, motion_search
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
-from codec_lab.codec.model import CodecConfig
+from codec_lab.codec.model import CodecConfig, config_from_header
 from codec_lab.codec.motion_search import (
     _OverlappedPrediction,
     estimate_field,
@@ -112,13 +112,13 @@ def test_the_search_predictor_equals_the_decoder():
     assert np.array_equal(fast, motion.predict(torch.from_numpy(ref).double(), field, 8, 1, overlap=True, sharp=True).numpy())
 
 
-def _quarter_shifted(shift: int) -> np.ndarray:
-    """A smooth random picture 48x64 and the same one moved by `shift` quarter pixels to the right."""
+def _quarter_shifted(shift: int, frames: int = 2) -> np.ndarray:
+    """A smooth random picture 48x64 moving by `shift` quarter pixels to the right a frame."""
     rng = np.random.default_rng(5)
     fine = torch.from_numpy(rng.uniform(0, 255, (1, 1, 24, 40)))
     big = torch.nn.functional.interpolate(fine, scale_factor=8, mode="bicubic", align_corners=False)[0, 0].numpy()  # 192x320
-    frames = [big[::4, 8 + s:8 + s + 256:4] for s in (0, -shift)]
-    return np.clip(np.rint(np.stack(frames)), 0, 255).astype(np.uint8)
+    moved = [big[::4, 32 - t * shift:32 - t * shift + 256:4] for t in range(frames)]
+    return np.clip(np.rint(np.stack(moved)), 0, 255).astype(np.uint8)
 
 
 def test_the_search_finds_quarter_pixel_motion_and_predicts_it_better():
@@ -151,7 +151,8 @@ def test_sharp_vectors_stay_codable():
 
 @pytest.fixture(scope="module")
 def sharp_file(tmp_path_factory):
-    clip = synthetic_clip(frames=3, height=48, width=64)
+    """Three frames moving 3/4 pixel a frame: vectors the 6-tap phases serve."""
+    clip = replace(synthetic_clip(frames=3, height=48, width=64), y=_quarter_shifted(3, 3))
     path = tmp_path_factory.mktemp("sharp") / "s.clv"
     result = encode_clip(clip, path, lmbda=1e-3, preset=with_prediction(SHARP, "motion"))
     return result, path
@@ -166,6 +167,9 @@ def test_a_sharp_file_decodes_to_the_encoders_frames_in_another_process(sharp_fi
     data = path.read_bytes()
     parsed = bitstream.parse_file(data)
     assert parsed.header.motion_sharp and result.config.motion_sharp and parsed.version == bitstream.VERSION
+    cfg = config_from_header(parsed.header)
+    fields = motion.decode_fields(parsed.motion, len(cfg.inter_frames(3)), motion.grid(48, 64, cfg.motion_block))
+    assert any((f % 4 != 0).any() for f in fields)  # fractional: the phases are used, not only whole-pixel copies
     out = tmp_path / "r.y4m"
     subprocess.run([sys.executable, "-m", "codec_lab.cli", "decode", str(path), "-o", str(out)], check=True, capture_output=True)
     decoded = read_clip(out)

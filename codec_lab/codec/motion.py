@@ -93,8 +93,9 @@ def sharp_phases(ref: torch.Tensor, straight_through: bool = False) -> torch.Ten
     4 * fy + fx at rows [p * (h + 5), (p + 1) * (h + 5)), position (y, x) at row y + 3, column x + 3
     (y from -3 to h + 1, edges repeated). Each sample is the separable SHARP_KERNELS filter of the
     reference, rounded and clipped to 8 bits: integers below 2**24 before rounding, exact in float32
-    (elementwise sums only: a convolution may take an inexact algorithm, a matmul TF32).
-    straight_through: the same values, the gradient of the unrounded filter (training)."""
+    (elementwise sums only: a convolution may take an inexact algorithm, a matmul TF32). float32
+    whatever `ref` is (64 bytes a pixel). straight_through: the same values, the gradient of the
+    unrounded filter (training)."""
     h, w = ref.shape[-2:]
     lead = ref.shape[:-2]
     pad = SHARP_REACH + 2
@@ -108,10 +109,10 @@ def sharp_phases(ref: torch.Tensor, straight_through: bool = False) -> torch.Ten
     across = torch.stack([filtered(padded, k, -1, size_x) for k in SHARP_KERNELS], 1)  # (n, 4 fx, h + 10, w + 5)
     both = torch.stack([filtered(across, k, -2, size_y) for k in SHARP_KERNELS], 1)  # (n, 4 fy, 4 fx, h + 5, w + 5)
     scaled = both / 4096.0
-    rounded = torch.floor(scaled + 0.5).clamp(0, 255)
+    rounded = torch.floor(scaled.detach() + 0.5).clamp(0, 255)
     if straight_through:
         rounded = scaled + (rounded - scaled.detach())
-    return rounded.reshape(*lead, 16 * size_y, size_x).to(ref.dtype)
+    return rounded.reshape(*lead, 16 * size_y, size_x)
 
 
 def grid(height: int, width: int, block: int) -> tuple[int, int]:
@@ -231,7 +232,8 @@ def predict(ref_pixels: torch.Tensor, field: np.ndarray, block: int, subsample: 
             depth: int = 0, sharp: bool = False) -> torch.Tensor:
     """The decoder's prediction (compensate) of one plane of 8-bit reference samples (h, w)
     (float64 integers) under `field`, band of rows by band of rows: the same values as one set of
-    taps for the plane, in bounded memory."""
+    taps for the plane, the taps in bounded memory (sharp: the whole reference's phase planes,
+    64 bytes a pixel, are made first)."""
     height, width = ref_pixels.shape[-2:]
     field_t = torch.as_tensor(np.asarray(field, dtype=np.int64))
     source = sharp_phases(ref_pixels) if sharp and subsample == 1 else ref_pixels
