@@ -73,9 +73,6 @@ def test_overlapped_motion_counts_three_times_the_taps(monkeypatch):
     encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True)  # 3.1 GB: fits
     with pytest.raises(CodecLabError, match=r"needs about 9\.1 GB"):
         encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True, overlap=True)
-    monkeypatch.setattr(encoder, "SHARP_BYTES_PER_PIXEL", 2 * 10**6)  # the phase planes: 3 GB more a frame
-    with pytest.raises(CodecLabError, match=r"needs about 9\.1 GB"):
-        encoder.check_training_memory(2, 32, 48, torch.device("cpu"), motion=True, sharp=True)
 
 
 def test_training_settings_reach_the_preset_and_nonsense_is_refused():

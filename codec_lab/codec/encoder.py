@@ -145,9 +145,8 @@ def _choose_steps(model: LatentModel, y: torch.Tensor, uv: torch.Tensor, lmbda: 
 TRAIN_BYTES_PER_PIXEL = 900
 MOTION_BYTES_PER_PIXEL = 128  # an inter frame's motion taps (4 int64 indices + 4 float32 weights per sample, x1.25 for chroma), twice: stacked per wave too
 OVERLAP_TAPS = 3  # ... times this with overlapped compensation (12 taps a sample)
-# sharp interpolation: each reference's 16 phase planes (float32) before and after rounding, the
-# horizontal pass and their gradients; its fewer luma taps (1 a vector instead of 4) not subtracted
-SHARP_BYTES_PER_PIXEL = 384
+# Sharp interpolation needs no more: its phase planes take what its fewer luma taps (1 a vector, not 4)
+# save (max RSS, Foreman QCIF overlapped, 16 against 30 frames: 30 MB a frame with it or without; session 13).
 TRAIN_BYTES_FIXED = 512 * 1024**2
 
 
@@ -173,13 +172,13 @@ MODEL_STATE_BYTES_PER_PIXEL = 24  # what each model keeps between iterations: it
 
 
 def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1,
-                          overlap: bool = False, sharp: bool = False) -> None:
+                          overlap: bool = False) -> None:
     """A clear error, before anything is allocated, when training would not fit in memory.
     models: trained together. On CUDA each keeps a whole iteration's memory (its graph's pool); on
     the CPU they take turns, so beyond the first only their lasting state counts. overlap: the
-    motion is compensated overlapped (3x the taps); sharp: through phase planes."""
+    motion is compensated overlapped (3x the taps)."""
     available = available_memory(dev)
-    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) + SHARP_BYTES_PER_PIXEL * sharp if motion else 0
+    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) if motion else 0
     per_pixel = TRAIN_BYTES_PER_PIXEL + taps
     each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + taps
     per_frame = (per_pixel + (models - 1) * each_more) * height * width
@@ -251,7 +250,7 @@ def encode_clip_points(
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points),
-                          overlap=preset.motion_overlap, sharp=preset.motion_sharp)
+                          overlap=preset.motion_overlap)
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size and smoothness does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
