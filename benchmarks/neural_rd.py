@@ -175,7 +175,7 @@ def main() -> int:
     parser.add_argument("--motion-overlap", action=argparse.BooleanOptionalAction, default=None,
                         help="with motion: overlapped block compensation across whole blocks' edges (default: the preset's; on in fast, medium and full)")
     parser.add_argument("--motion-sharp", action=argparse.BooleanOptionalAction, default=None,
-                        help="with motion: quarter-pixel vectors, luma interpolated by a 6-tap filter instead of bilinear half pixels (default: the preset's)")
+                        help="with motion: quarter-pixel vectors, luma interpolated by a 6-tap filter instead of bilinear half pixels (default: the preset's; on in fast, medium and full)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")

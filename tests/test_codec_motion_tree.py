@@ -155,9 +155,10 @@ def test_large_frames_are_not_tried_as_trees(monkeypatch):
     assert set(searched) == {16}  # neither the 4x4 level nor a tree was searched
 
 
-def test_the_real_presets_take_overlapped_trees():
-    assert all((PRESETS[name].motion_depth, PRESETS[name].motion_overlap) == (2, True) for name in ("fast", "medium", "full"))
-    assert (PRESETS["test"].motion_depth, PRESETS["test"].motion_overlap) == (0, False)
+def test_the_real_presets_take_overlapped_sharp_trees():
+    real = [(PRESETS[name].motion_depth, PRESETS[name].motion_overlap, PRESETS[name].motion_sharp) for name in ("fast", "medium", "full")]
+    assert all(settings == (2, True, True) for settings in real)
+    assert (PRESETS["test"].motion_depth, PRESETS["test"].motion_overlap, PRESETS["test"].motion_sharp) == (0, False, False)
 
 
 def test_an_encoded_tree_file_decodes_to_the_encoders_reconstruction(tmp_path):

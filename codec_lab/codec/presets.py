@@ -61,9 +61,10 @@ DEFAULT_CONFIG = CodecConfig()
 
 # prediction="motion" in the real presets: quadtree fields (16x16 or 8x8 roots down to 4x4) compensated
 # overlapped, the uniform candidates refined for it: -13.8% BD-rate against uniform, plain fields on
-# Foreman's 30 frames at 1,200 iterations (+0.4-0.9 dB from lambda 2e-3 up, -0.17 dB at 6e-3; docs/codec.md, session 12). The test preset keeps uniform, plain fields (the
-# tests name what they exercise).
-MEASURED_MOTION = {"motion_depth": 2, "motion_overlap": True}
+# Foreman's 30 frames at 1,200 iterations (+0.4-0.9 dB from lambda 2e-3 up, -0.17 dB at 6e-3; docs/codec.md, session 12);
+# with quarter-pixel vectors and 6-tap luma interpolation a further -19.3% (+0.15-1.2 dB at equal rate; session 13).
+# The test preset keeps uniform, plain, half-pixel fields (the tests name what they exercise).
+MEASURED_MOTION = {"motion_depth": 2, "motion_overlap": True, "motion_sharp": True}
 
 PRESETS: dict[str, Preset] = {
     "test": Preset(
