@@ -230,7 +230,7 @@ BAND_SAMPLES = 1 << 18  # `predict` builds the taps of this many samples at a ti
 
 def predict(ref_pixels: torch.Tensor, field: np.ndarray, block: int, subsample: int, overlap: bool = False,
             depth: int = 0, sharp: bool = False) -> torch.Tensor:
-    """The decoder's prediction (compensate) of one plane of 8-bit reference samples (h, w)
+    """The decoder's prediction (compensate) of one plane of 8-bit reference samples (..., h, w)
     (float64 integers) under `field`, band of rows by band of rows: the same values as one set of
     taps for the plane, the taps in bounded memory (sharp: the whole reference's phase planes,
     64 bytes a pixel, are made first)."""
@@ -273,7 +273,7 @@ class _TakeTaps(torch.autograd.Function):
 
 def weighted_sum(ref: torch.Tensor, taps: Taps) -> torch.Tensor:
     """sum_i w_i * ref[index_i] over the leading dims of `ref` (..., h, w) (`sharp_phases` of the
-    reference for phase taps): `norm` times the prediction, unrounded. Returns (..., *taps.shape)."""
+    reference for phase taps), divided by `norm`: the prediction, unrounded. Returns (..., *taps.shape)."""
     flat = ref.reshape(*ref.shape[:-2], -1)
     taken = _TakeTaps.apply(flat, taps.index) if flat.requires_grad else flat[..., taps.index]
     return (taken * taps.weight).sum(-2).reshape(*ref.shape[:-2], *taps.shape) / taps.norm
