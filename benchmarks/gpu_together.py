@@ -2,7 +2,8 @@
 
     python benchmarks/gpu_together.py [--device cuda] [--sizes 176x144x30,352x288x30] [--counts 1,4,16] [--eager]
 
-For each clip size and model count K: K models (preset full, motion, 8x8 blocks, random frames)
+For each clip size and model count K: K models (preset full, motion, 8x8 blocks compensated as the
+preset does, overlapped and sharp, random frames)
 take turns an iteration at a time, each on its own CUDA stream replaying its CUDA graph; after
 their warm-up and capture, ROUNDS rounds are timed. Prints one JSON line per (size, K): seconds
 per round, iterations per second in all, and per model. If the GPU runs the models' kernels side by
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     dev = torch.device(args.device)
     preset = with_prediction(PRESETS["full"], "motion")
-    cfg = preset.config
+    cfg = replace(preset.config, motion_overlap=preset.motion_overlap, motion_sharp=preset.motion_sharp)  # as the encoder sets them
     training.INTRA_WARMUP = 0.0  # time the steady state (all frames), not the intra frames' warm-up
     for size in args.sizes.split(","):
         w, h, t = (int(v) for v in size.split("x"))
