@@ -52,12 +52,12 @@ REFINE = 2  # ... then within +-REFINE whole pixels of the coarse vector, at ful
 # Whole-pixel vectors stay within +-WHOLE_LIMIT: with the half-pixel step that keeps |v| <= 63 half
 # pixels, so a difference from the median predictor stays codable (<= entropy.RMAX). (+-34 pixels
 # reached a difference of 136 on a scene cut.) Quarter-pixel vectors (sharp): +-15 pixels.
-WHOLE_LIMIT = entropy.RMAX // (2 * MV_FRAC)
-
-
 def whole_limit(sharp: bool = False) -> int:
     """The largest whole-pixel vector component the search keeps (WHOLE_LIMIT in half pixels)."""
     return entropy.RMAX // (2 * vector_units(sharp))
+
+
+WHOLE_LIMIT = whole_limit()
 
 
 def _vector_bits(diff: np.ndarray) -> np.ndarray:
