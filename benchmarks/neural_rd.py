@@ -46,7 +46,7 @@ FRAMES = {"foreman": 30, "carphone": 30, "mobile": 25, "n06": 48}
 # semantic_latent settings passed on only when their flag is given (else the preset's own value)
 OPTIONAL_SETTINGS = ("intra_period", "arm_context", "key_prediction", "intra_first", "intra_iteration_factor",
                      "intra_lambda_factor", "synth_hidden", "distortion", "motion_blocks", "motion_depth",
-                     "motion_overlap", "motion_sharp")
+                     "motion_overlap", "motion_sharp", "bidirectional")
 ANCHOR_CRFS = {"x264": (23, 28, 33, 38, 43, 48), "x265": (25, 30, 35, 40, 45, 50), "av1": (32, 40, 48, 56, 63)}
 
 
@@ -176,6 +176,8 @@ def main() -> int:
                         help="with motion: overlapped block compensation across whole blocks' edges (default: the preset's; on in fast, medium and full)")
     parser.add_argument("--motion-sharp", action=argparse.BooleanOptionalAction, default=None,
                         help="with motion: quarter-pixel vectors, luma interpolated by a 6-tap filter instead of bilinear half pixels (default: the preset's; on in fast, medium and full)")
+    parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                        help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted from the frames before and after it (default: the preset's)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")

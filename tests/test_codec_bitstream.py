@@ -27,17 +27,19 @@ torch.set_num_threads(1)
 SMALL_CAP = 8 * 64 * 64  # decode cap for mutated files: a mutation may claim a bigger clip, never a long decode
 
 
-@pytest.fixture(scope="module", params=["intra", "previous", "motion", "motion tree", "motion overlap", "motion sharp"])
+@pytest.fixture(scope="module", params=["intra", "previous", "motion", "motion tree", "motion overlap", "motion sharp", "motion B"])
 def good_file(request, tmp_path_factory) -> bytes:
     """"motion tree": the motion file's fields coded as quadtrees (format version 7's split flags);
     "motion overlap": compensated overlapped (version 8); "motion sharp": overlapped, quarter-pixel
-    vectors and 6-tap interpolation (version 9)."""
-    clip = synthetic_clip(frames=2, height=32, width=32)
+    vectors and 6-tap interpolation (version 9); "motion B": 3 frames, key frame 2 predicted from
+    frame 0 and frame 1 a B-frame of both (version 10)."""
+    bidirectional = request.param == "motion B"
+    clip = synthetic_clip(frames=3 if bidirectional else 2, height=32, width=32)
     path = tmp_path_factory.mktemp("bs") / "good.clv"
     prediction = request.param.split()[0]
     preset = replace(PRESETS["test"], iterations=10, motion_blocks=(16,), motion_overlap=request.param in ("motion overlap", "motion sharp"),
                      motion_sharp=request.param == "motion sharp")
-    preset = with_prediction(preset, prediction)
+    preset = with_prediction(preset, prediction, intra_period=2 if bidirectional else None, bidirectional=bidirectional or None)
     encode_clip(clip, path, lmbda=1e-3, preset=preset)
     return motion_as_tree(path.read_bytes(), 2) if request.param == "motion tree" else path.read_bytes()
 
@@ -58,7 +60,8 @@ def decode_or_error(data: bytes) -> None:
 
 
 def test_good_file_decodes(good_file):
-    assert decode_bytes(good_file).clip.num_frames == 2
+    header = bitstream.parse_file(good_file).header
+    assert decode_bytes(good_file).clip.num_frames == (3 if header.bidirectional else 2)
 
 
 @pytest.mark.parametrize(
@@ -153,12 +156,12 @@ def test_hostile_inter_networks(good_file):
             decode_bytes(bitstream.write_file(bad, parsed.weights, parsed.latents, parsed.motion))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7, 8, 9])
 def test_older_versions_still_decode(tmp_path, version):
     """Version 1 (all-intra) lacks the inter fields, version 2 the motion field and section, version 3
     the intra period, version 4 the ARM context (its files all use the "phases" one), version 5 the
     key prediction flag, version 6 the motion split depth, version 7 the overlap flag, version 8 the
-    sharp interpolation flag: the same frames come out."""
+    sharp interpolation flag, version 9 the bidirectional flag: the same frames come out."""
     path = tmp_path / "intra.clv"
     preset = replace(PRESETS["test"], iterations=5)
     preset = replace(preset, config=replace(preset.config, arm_context="phases"))
@@ -166,10 +169,10 @@ def test_older_versions_still_decode(tmp_path, version):
     good_file = path.read_bytes()
     parsed = bitstream.parse_file(good_file)
     assert not parsed.header.inter_synth and not parsed.header.motion_block and parsed.header.arm_context == "phases"
-    # version 9 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
+    # version 10 ends the header with: 0 inter layers (u8), the inter shift (u8), the motion block size (u8),
     # the intra period (u16), the ARM context (u8), the key prediction flag (u8), the motion split depth (u8),
-    # the overlap flag (u8), the sharp flag (u8)
-    body = bitstream.pack_header(parsed.header)[: {1: -10, 2: -8, 3: -7, 4: -5, 5: -4, 6: -3, 7: -2, 8: -1}[version]]
+    # the overlap flag (u8), the sharp flag (u8), the bidirectional flag (u8)
+    body = bitstream.pack_header(parsed.header)[: {1: -11, 2: -9, 3: -8, 4: -6, 5: -5, 6: -4, 7: -3, 8: -2, 9: -1}[version]]
     old = bitstream.MAGIC + struct.pack(">BH", version, len(body)) + body
     weights = parsed.weights
     if version < 4:  # version 4's weights section gives each tensor a coarsening: before, every tensor had its network's step
@@ -243,25 +246,48 @@ def test_unknown_arm_context_is_refused(good_file):
     header_len = struct.unpack(">H", good_file[5:7])[0]
     assert bitstream.parse_file(good_file).header.arm_context == "raster"
     data = bytearray(good_file)
-    data[7 + header_len - 5] = len(bitstream.ARM_CONTEXTS)  # the header's fifth byte from the end: the ARM context id
+    data[7 + header_len - 6] = len(bitstream.ARM_CONTEXTS)  # the header's sixth byte from the end: the ARM context id
     with pytest.raises(BitstreamError, match="ARM context id"):
         decode_bytes(reseal(bytes(data)))
 
 
 def test_a_bad_key_prediction_flag_is_refused(good_file):
-    """The header's fourth byte from the end: 0 or 1, and 1 only with an inter synthesis and an intra period."""
+    """The header's fifth byte from the end: 0 or 1, and 1 only with an inter synthesis and an intra
+    period; 0 not with B-frames."""
     header_len = struct.unpack(">H", good_file[5:7])[0]
     header = bitstream.parse_file(good_file).header
     keyed = bool(header.inter_synth and header.intra_period)
     assert header.key_prediction == keyed  # the presets' default, wherever it applies
     for flag in (0, 1, 2):
         data = bytearray(good_file)
-        data[7 + header_len - 4] = flag
+        data[7 + header_len - 5] = flag
         if flag == 2 or (flag == 1 and not keyed):
             with pytest.raises(BitstreamError, match=f"key prediction flag {flag}" if flag == 2 else "key prediction without"):
                 decode_bytes(reseal(bytes(data)))
+        elif flag == 0 and header.bidirectional:
+            with pytest.raises(BitstreamError, match="B-frames without key prediction"):
+                decode_bytes(reseal(bytes(data)))
         else:  # a legal flag (2 frames, no key frame after frame 0): it decodes
             decode_bytes(reseal(bytes(data)))
+
+
+def test_a_bad_bidirectional_flag_is_refused(good_file):
+    """The header's last byte: 0 or 1, and 1 only with key prediction."""
+    header_len = struct.unpack(">H", good_file[5:7])[0]
+    header = bitstream.parse_file(good_file).header
+    for flag in (0, 1, 2):
+        data = bytearray(good_file)
+        data[7 + header_len - 1] = flag
+        if flag == 2:
+            with pytest.raises(BitstreamError, match="bidirectional flag 2 is not 0 or 1"):
+                decode_bytes(reseal(bytes(data)))
+        elif flag == 1 and not header.key_prediction:
+            with pytest.raises(BitstreamError, match="B-frames without key prediction"):
+                decode_bytes(reseal(bytes(data)))
+        elif flag == int(header.bidirectional):
+            decode_bytes(reseal(bytes(data)))
+        else:  # another frame structure than the file's: a different count of motion fields, or of frames to predict
+            decode_or_error(reseal(bytes(data)))
 
 
 def test_a_version_4_file_written_by_the_old_encoder_decodes_to_the_same_frames():

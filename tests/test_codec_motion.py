@@ -29,7 +29,7 @@ from codec_lab.codec.motion_search import (
     estimate_motion,
 )
 from codec_lab.codec.presets import PRESETS, with_prediction
-from codec_lab.codec.training import _ste_prediction
+from codec_lab.codec.training import _ste_levels, _ste_prediction
 from codec_lab.errors import BitstreamError
 from tests.conftest import synthetic_clip
 
@@ -180,7 +180,7 @@ def test_the_training_prediction_is_the_decoders():
     rng = np.random.default_rng(3)
     prev_y, prev_uv = torch.rand(1, 16, 16, dtype=torch.float32), torch.rand(1, 2, 8, 8, dtype=torch.float32)
     field = torch.from_numpy(rng.integers(-9, 10, (2, 2, 2)))
-    pred_y, pred_uv = _ste_prediction(prev_y, prev_uv, motion.frame_taps(field, cfg.motion_block, 16, 16, dtype=torch.float32))
+    pred_y, pred_uv = _ste_prediction(_ste_levels(prev_y, prev_uv, motion.frame_taps(field, cfg.motion_block, 16, 16, dtype=torch.float32)))
     pixels = lambda v: torch.floor(torch.clamp(v.double(), 0, 1) * 255 + 0.5)  # noqa: E731 (what the decoder holds)
     ref_y, ref_uv = predicted_pixels(cfg, pixels(prev_y), pixels(prev_uv), field)
     assert torch.equal(pred_y.double(), decoded_value(ref_y / 255.0))
@@ -232,7 +232,7 @@ def test_which_frames_a_frame_reaches(period, key_prediction, predicted, changed
     prediction it is predicted from key frame 0, and frame 3 from it."""
     cfg = replace(with_prediction(TEST, "motion", intra_period=period, key_prediction=key_prediction).config, motion_block=8)
     assert cfg.inter_frames(4) == predicted
-    assert [cfg.reference(t) for t in predicted] == [t - 2 if key_prediction and t == 2 else t - 1 for t in predicted]
+    assert [cfg.references(t, 4) for t in predicted] == [(t - 2,) if key_prediction and t == 2 else (t - 1,) for t in predicted]
     shapes = level_shapes(cfg, 4, 16, 16)
     gen = torch.Generator().manual_seed(0)
     levels = [torch.randint(-3, 4, s, generator=gen).to(torch.float64) for s in shapes]
@@ -291,7 +291,7 @@ def test_a_key_prediction_file_round_trips(tmp_path, monkeypatch):
     decoded = decode_bytes(path.read_bytes()).clip
     assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
     frames = file_stats(path).frames
-    assert [(f.kind, f.reference) for f in frames] == [("I", None), ("P", 0), ("P", 0), ("P", 2), ("P", 2)]
+    assert [(f.kind, f.reference) for f in frames] == [("I", None), ("P", "0"), ("P", "0"), ("P", "2"), ("P", "2")]
 
 
 def test_motion_file_header_and_section(motion_file):

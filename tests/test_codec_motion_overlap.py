@@ -21,7 +21,7 @@ from codec_lab.codec.motion_search import (
     refine_overlapped,
 )
 from codec_lab.codec.presets import PRESETS, with_prediction
-from codec_lab.codec.training import LatentModel, _ste_prediction
+from codec_lab.codec.training import LatentModel, _ste_levels, _ste_prediction
 from codec_lab.errors import BitstreamError
 from tests.conftest import motion_as_tree, synthetic_clip
 
@@ -140,7 +140,7 @@ def test_the_training_prediction_is_the_decoders_overlapped():
     prev_y, prev_uv = torch.rand(1, 16, 16, dtype=torch.float32), torch.rand(1, 2, 8, 8, dtype=torch.float32)
     field = torch.from_numpy(_tree_field(rng, 4, 4, 1))
     taps = motion.frame_taps(field, 4, 16, 16, dtype=torch.float32, overlap=True, depth=1)
-    pred_y, pred_uv = _ste_prediction(prev_y, prev_uv, taps)
+    pred_y, pred_uv = _ste_prediction(_ste_levels(prev_y, prev_uv, taps))
     pixels = lambda v: torch.floor(torch.clamp(v.double(), 0, 1) * 255 + 0.5)  # noqa: E731 (what the decoder holds)
     ref_y, ref_uv = predicted_pixels(cfg, pixels(prev_y), pixels(prev_uv), field)
     assert torch.equal(pred_y.double(), decoded_value(ref_y / 255.0))
@@ -151,7 +151,7 @@ def test_the_model_trains_on_overlapped_taps():
     cfg = replace(with_prediction(TEST, "motion").config, motion_block=4, motion_depth=1, motion_overlap=True)
     field = _tree_field(np.random.default_rng(4), 4, 4, 1)
     model = LatentModel(cfg, [(2, 16, 16)], {1: field})
-    for got, want in zip(model.motion_taps(1), motion.frame_taps(field, 4, 16, 16, dtype=torch.float32, overlap=True, depth=1)):
+    for got, want in zip(model.motion_taps(1, 0), motion.frame_taps(field, 4, 16, 16, dtype=torch.float32, overlap=True, depth=1)):
         assert got.norm == want.norm and torch.equal(got.index, want.index) and torch.equal(got.weight, want.weight)
 
 
@@ -270,7 +270,7 @@ def test_a_version_7_motion_file_decodes_as_before(tmp_path):
     path = tmp_path / "m.clv"
     encode_clip(_pan_with_a_moving_object(), path, lmbda=1e-3, preset=with_prediction(replace(TEST, motion_blocks=(16,)), "motion"))
     parsed = bitstream.parse_file(path.read_bytes())
-    body = bitstream.pack_header(parsed.header)[:-2]  # the overlap and sharp flags are the header's last two bytes
+    body = bitstream.pack_header(parsed.header)[:-3]  # the overlap, sharp and bidirectional flags are the header's last three bytes
     old = bitstream.MAGIC + struct.pack(">BH", 7, len(body)) + body
     for section in (parsed.weights, parsed.motion, parsed.latents):
         old += struct.pack(">I", len(section)) + section

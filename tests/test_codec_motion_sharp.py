@@ -185,7 +185,7 @@ def test_a_version_8_motion_file_decodes_as_before(tmp_path):
     encode_clip(synthetic_clip(frames=3, height=48, width=64), path, lmbda=1e-3,
                 preset=with_prediction(replace(SHARP, motion_sharp=False), "motion"))
     parsed = bitstream.parse_file(path.read_bytes())
-    body = bitstream.pack_header(parsed.header)[:-1]  # the sharp flag is the header's last byte
+    body = bitstream.pack_header(parsed.header)[:-2]  # the sharp and bidirectional flags are the header's last two bytes
     old = bitstream.MAGIC + struct.pack(">BH", 8, len(body)) + body
     for section in (parsed.weights, parsed.motion, parsed.latents):
         old += struct.pack(">I", len(section)) + section

@@ -92,26 +92,30 @@ def test_a_time_capped_run_leaves_the_intra_warm_up(monkeypatch):
     assert warm_up < len(shown) * (INTRA_WARMUP + 0.1)
 
 
-@pytest.mark.parametrize("key_prediction", [False, True])
-def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains(key_prediction):
+@pytest.mark.parametrize("key_prediction, bidirectional", [(False, False), (True, False), (True, True)])
+def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains(key_prediction, bidirectional):
     """render batches the frames k predictions from their intra frame; the result is each chain
     computed one frame after another. Key frames 0, 3, 6: intra, chains 0-1-2, 3-4-5 and 6; with
-    key prediction only 0 is intra, and 3 is predicted from 0, 6 from 3 (a tree of depth 3)."""
+    key prediction only 0 is intra, and 3 is predicted from 0, 6 from 3 (a tree of depth 3); with
+    B-frames 1 from 0 and 3 (in a wave with P-frame 6), 2 from B-frame 1 and 3, 4 from 3 and 6, 5
+    from B-frame 4 and 6, each by the mean of two straight-through predictions."""
     import numpy as np
 
     from codec_lab.codec.model import (
         add_correction,
+        bi_mean,
+        decoded_value,
         prediction_planes,
         to_420,
         upsample_levels,
     )
-    from codec_lab.codec.training import _ste_prediction
+    from codec_lab.codec.training import _ste_levels, _ste_prediction
 
     preset = with_prediction(PRESETS["test"], "motion", intra_period=3)
-    cfg = replace(preset.config, motion_block=8, key_prediction=key_prediction)
+    cfg = replace(preset.config, motion_block=8, key_prediction=key_prediction, bidirectional=bidirectional)
     frames, h, w = 7, 16, 24
     rng = np.random.default_rng(0)
-    fields = {t: rng.integers(-6, 7, (2, 3, 2)) for t in cfg.inter_frames(frames)}
+    fields = {t: tuple(rng.integers(-6, 7, (2, 3, 2)) for _ in cfg.references(t, frames)) for t in cfg.inter_frames(frames)}
     torch.manual_seed(0)
     model = LatentModel(cfg, level_shapes(cfg, frames, h, w), fields)
     with torch.no_grad():
@@ -121,24 +125,38 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains(key_predictio
     y, uv = model.render(qs, list(range(frames)))
 
     x = upsample_levels(cfg, qs, list(range(frames)))
-    ref_y, ref_uv = [], []
-    for t in range(frames):
+    ref_y, ref_uv = [None] * frames, [None] * frames
+    for t in cfg.coding_order(frames):
         if cfg.is_intra(t):
             yt, uvt = to_420(model.synth(x[t : t + 1]))
         else:
-            r = t - 3 if key_prediction and t % 3 == 0 else t - 1
-            pred_y, pred_uv = _ste_prediction(ref_y[r], ref_uv[r], model.motion_taps(t))
+            refs = cfg.references(t, frames)
+            if not bidirectional:
+                assert refs == ((t - 1,) if not key_prediction or t % 3 else (t - 3,))
+            levels = [_ste_levels(ref_y[r], ref_uv[r], model.motion_taps(t, r)) for r in refs]
+            if bidirectional and t % 3:
+                assert refs == ((t - 1, t + 2) if t % 3 == 1 else (t - 1, t + 1))
+                mean = [bi_mean(a, b) for a, b in zip(*levels)]
+                pred_y, pred_uv = _ste_prediction(levels[0], levels[1])
+                assert all(torch.equal(got, decoded_value(want / 255.0)) for got, want in zip((pred_y, pred_uv), mean))
+            else:
+                pred_y, pred_uv = _ste_prediction(levels[0])
             yt, uvt = add_correction(model.inter(torch.cat([x[t : t + 1], prediction_planes(pred_y, pred_uv)], dim=1)), pred_y, pred_uv)
-        ref_y.append(yt)
-        ref_uv.append(uvt)
+        ref_y[t], ref_uv[t] = yt, uvt
     assert torch.allclose(y, torch.cat(ref_y), atol=1e-6) and torch.allclose(uv, torch.cat(ref_uv), atol=1e-6)
-    waves = model._waves(tuple(range(frames)), torch.device("cpu"))[0]
-    assert waves == ([[0], [1, 3], [2, 4, 6], [5]] if key_prediction else [[0, 3, 6], [1, 4], [2, 5]])
-    y[5].sum().backward(retain_graph=True)  # frame 5 comes from 4, from frame 3, ...: the gradient goes up the chain
+    waves = model._waves(tuple(range(frames)), torch.device("cpu")).waves
+    assert waves == ([[0, 3, 6], [1, 4], [2, 5]] if not key_prediction else
+                     [[0], [3], [1, 6], [2, 4], [5]] if bidirectional else [[0], [1, 3], [2, 4, 6], [5]])
+    y[5].sum().backward(retain_graph=True)  # frame 5 comes from 4 (or 3 and 6), from frame 3, ...: the gradient goes up the chain
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.synth.parameters())
     model.zero_grad(set_to_none=True)
-    y[6].sum().backward()  # intra, or predicted from 3 (and so from 0)
+    y[6].sum().backward(retain_graph=True)  # intra, or predicted from 3 (and so from 0)
     assert key_prediction == any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.inter.parameters())
+    if bidirectional:  # frame 2's loss reaches frame 3's latents through its later reference, not frame 6's
+        model.zero_grad(set_to_none=True)
+        y[2].sum().backward()
+        grad = model._levels(model.latent_flat.grad)[0]
+        assert grad[3].abs().sum() > 0 and grad[1].abs().sum() > 0 and grad[6].abs().sum() == 0
 
 
 def test_channels_last_renders_the_same_frames():

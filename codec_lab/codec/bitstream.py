@@ -4,7 +4,7 @@ Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"CLVF"
-    4       1     format version (9; versions 1 to 8, which lack the later fields, still decode)
+    4       1     format version (10; versions 1 to 9, which lack the later fields, still decode)
     5       2     header length Hn (bytes that follow, before the sections)
     7       Hn    header: strategy u8, width u16, height u16, frames u16,
                   fps numerator u32, fps denominator u32,
@@ -29,6 +29,11 @@ Layout (all integers big-endian):
                   blocks of at most 2**depth cells that hold one vector; see `motion.plane_taps`)
                   [version 9] sharp interpolation u8 (0: vectors in half pixels, bilinear;
                   1: in quarter pixels, luma through 6-tap phase planes; see `motion.sharp_phases`)
+                  [version 10] bidirectional u8 (0: every predicted frame has one reference;
+                  1: with key prediction, the frames between two anchors (the key frames, and
+                  the clip's last frame) are B-frames, each predicted by the mean of its two
+                  motion-compensated references, the anchors around it bisected: see
+                  `frame_references`)
     ...     4+W   weights section: length u32, then the weights as signed
                   exp-Golomb codes (per tensor: [version 4] 3-bit coarsening c, then
                   4-bit order k, then the values), synthesis, then inter synthesis,
@@ -57,8 +62,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 9
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+VERSION = 10
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"
@@ -97,6 +102,33 @@ def reference_frame(t: int, intra_period: int, key_prediction: bool = False) -> 
     return t - intra_period if key_prediction and key_frame(t, intra_period) else t - 1
 
 
+def frame_references(t: int, frames: int, intra_period: int, key_prediction: bool = False,
+                     bidirectional: bool = False) -> tuple[int, ...]:
+    """The frames that frame t of a `frames`-frame clip with inter frames is predicted from: none
+    for an intra frame, one for a P-frame (`reference_frame`), two, (before, after), for a B-frame.
+
+    Bidirectional (needs key prediction): the *anchors* are the key frames and the clip's last
+    frame, each a P-frame of the anchor before it; every other frame is a B-frame of the two
+    nearest frames of the bisection of its anchors' interval (intra period 8: frame 4 from 0 and
+    8, 2 from 0 and 4, 1 from 0 and 2, ...): hierarchical B-frames as in H.264/HEVC's random-access
+    configuration, so no chain of predictions is longer than the bisection's depth."""
+    if intra_frame(t, intra_period, key_prediction):
+        return ()
+    if not bidirectional:
+        return (reference_frame(t, intra_period, key_prediction),)
+    if key_frame(t, intra_period):
+        return (t - intra_period,)
+    if t == frames - 1:
+        return ((frames - 1) // intra_period * intra_period,)
+    lo = t // intra_period * intra_period
+    hi = min(lo + intra_period, frames - 1)
+    while True:
+        mid = (lo + hi) // 2
+        if t == mid:
+            return (lo, hi)
+        lo, hi = (lo, mid) if t < mid else (mid, hi)
+
+
 @dataclass(frozen=True)
 class Header:
     strategy: str
@@ -120,6 +152,7 @@ class Header:
     motion_depth: int = 0  # motion fields as quadtrees of this many split levels (version 7)
     motion_overlap: bool = False  # overlapped block motion compensation (version 8)
     motion_sharp: bool = False  # quarter-pixel vectors, 6-tap luma interpolation (version 9)
+    bidirectional: bool = False  # hierarchical B-frames between the anchors (version 10)
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -142,8 +175,8 @@ def pack_header(h: Header) -> bytes:
     body += struct.pack(">B", len(h.synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.synth)
     body += struct.pack(">BBBB", h.arm_hidden, h.arm_layers, h.synth_shift, h.arm_shift)
     body += struct.pack(">B", len(h.inter_synth)) + b"".join(struct.pack(">BBB", *layer) for layer in h.inter_synth)
-    return body + struct.pack(">BBHBBBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
-                              h.motion_depth, h.motion_overlap, h.motion_sharp)
+    return body + struct.pack(">BBHBBBBBB", h.inter_shift, h.motion_block, h.intra_period, ARM_CONTEXTS.index(h.arm_context), h.key_prediction,
+                              h.motion_depth, h.motion_overlap, h.motion_sharp, h.bidirectional)
 
 
 def write_file(header: Header, weights: bytes, latents: bytes, motion: bytes = b"") -> bytes:
@@ -244,10 +277,15 @@ def parse_header(body: bytes, version: int = VERSION) -> Header:
         (motion_sharp,) = r.unpack(">B")
         _check(motion_sharp in (0, 1), f"sharp interpolation flag {motion_sharp} is not 0 or 1")
         _check(not motion_sharp or motion_block, "sharp interpolation without a motion block")
+    bidirectional = 0
+    if version >= 10:
+        (bidirectional,) = r.unpack(">B")
+        _check(bidirectional in (0, 1), f"bidirectional flag {bidirectional} is not 0 or 1")
+        _check(not bidirectional or key_prediction, "B-frames without key prediction")
     _check(r.pos == len(body), f"header has {len(body) - r.pos} unexpected trailing bytes")
     return Header(STRATEGIES[sid], width, height, frames, Fraction(num, den), levels, strides, synth, arm_hidden, arm_layers,
                   synth_shift, arm_shift, inter_synth, inter_shift, motion_block, intra_period, ARM_CONTEXTS[arm_context],
-                  bool(key_prediction), motion_depth, bool(motion_overlap), bool(motion_sharp))
+                  bool(key_prediction), motion_depth, bool(motion_overlap), bool(motion_sharp), bool(bidirectional))
 
 
 def parse_file(data: bytes) -> Parsed:

@@ -18,6 +18,7 @@ from codec_lab.codec.model import (
 MOTION_MACS = 4.0 + 2 * 4.0 / 4
 SHARP_MOTION_MACS = 36.0 + 2 * 4.0 / 4  # a 6x6 separable kernel's phase per luma sample (filtered directly), chroma bilinear
 OVERLAP_TAPS = 3  # overlapped compensation mixes three vectors' bilinear predictions
+BI_MEAN_MACS = 1.0 + 2 * 1.0 / 4  # a B-frame's two predictions averaged, luma and chroma
 
 
 def _thop_macs(module: torch.nn.Module, example: torch.Tensor) -> float:
@@ -44,7 +45,7 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
       4 MACs per luma pixel plus 4 x 2 chroma planes at a quarter of the pixels; sharp (6-tap
       quarter-pel luma), the 36 taps of the sample's phase of the separable 6x6 kernel instead of 4
       (a decoder filtering whole blocks' rows once needs ~12-20); overlapped, three such
-      predictions mixed.
+      predictions mixed; with B-frames, two such predictions and their mean.
     """
     ph, pw = height + height % 2, width + width % 2
     probe = 32
@@ -53,6 +54,8 @@ def mac_breakdown(cfg: CodecConfig, height: int, width: int, frames: int = 1) ->
         inter = _thop_macs(Synthesis(cfg, inter=True), torch.zeros(1, synth_inputs(cfg, True), probe, probe)) / (probe * probe)
         per_vector = SHARP_MOTION_MACS if cfg.motion_sharp else MOTION_MACS
         motion = per_vector * (OVERLAP_TAPS if cfg.motion_overlap else 1) if cfg.motion_block else 0.0
+        if cfg.bidirectional:
+            motion = 2 * motion + BI_MEAN_MACS
         synth = max(synth, inter + 6.0 + motion)
     arm_per_latent = _thop_macs(Arm(cfg), torch.zeros(1, cfg.arm_inputs))
     shapes = level_shapes(cfg, frames, ph, pw)

@@ -62,9 +62,9 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
     inter_params = dequantize(ints[a:b], cfg.inter_shift, coarsen[a:b])
     arm_params = dequantize(ints[b:], cfg.arm_shift, coarsen[b:])
     fields = None
-    predicted = cfg.inter_frames(header.frames)
-    if cfg.motion_block and predicted:
-        fields = motion.decode_fields(parsed.motion, len(predicted), motion.grid(height, width, cfg.motion_block), depth=cfg.motion_depth)
+    predictions = cfg.predictions(header.frames)
+    if cfg.motion_block and predictions:
+        fields = motion.decode_fields(parsed.motion, len(predictions), motion.grid(height, width, cfg.motion_block), depth=cfg.motion_depth)
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents), slice_bits=slice_bits)
         y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)

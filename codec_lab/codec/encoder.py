@@ -172,13 +172,13 @@ MODEL_STATE_BYTES_PER_PIXEL = 24  # what each model keeps between iterations: it
 
 
 def check_training_memory(frames: int, height: int, width: int, dev: torch.device, motion: bool = False, models: int = 1,
-                          overlap: bool = False) -> None:
+                          overlap: bool = False, bidirectional: bool = False) -> None:
     """A clear error, before anything is allocated, when training would not fit in memory.
     models: trained together. On CUDA each keeps a whole iteration's memory (its graph's pool); on
     the CPU they take turns, so beyond the first only their lasting state counts. overlap: the
-    motion is compensated overlapped (3x the taps)."""
+    motion is compensated overlapped (3x the taps); bidirectional: B-frames (two predictions' taps)."""
     available = available_memory(dev)
-    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) if motion else 0
+    taps = MOTION_BYTES_PER_PIXEL * (OVERLAP_TAPS if overlap else 1) * (2 if bidirectional else 1) if motion else 0
     per_pixel = TRAIN_BYTES_PER_PIXEL + taps
     each_more = per_pixel if dev.type == "cuda" else MODEL_STATE_BYTES_PER_PIXEL + taps
     per_frame = (per_pixel + (models - 1) * each_more) * height * width
@@ -203,7 +203,7 @@ class _Job:
     lmbda: float
     cfg: CodecConfig
     shapes: list[tuple[int, int, int]]
-    fields: list[np.ndarray]  # the predicted frames' motion, in cfg.inter_frames order
+    fields: list[np.ndarray]  # the predictions' motion, in cfg.predictions order
     model: LatentModel
     size: tuple[int, int, int]  # frames, height, width of the padded clip
 
@@ -250,7 +250,7 @@ def encode_clip_points(
     padded = clip.padded(2)
     frames, height, width = padded.num_frames, padded.height, padded.width
     check_training_memory(frames, height, width, dev, motion=bool(preset.config.motion_block), models=len(points),
-                          overlap=preset.motion_overlap)
+                          overlap=preset.motion_overlap, bidirectional=preset.config.bidirectional)
     searched: dict = {}  # the motion search does not depend on lmbda, only the choice of block size and smoothness does
     jobs = [_prepare(padded, Path(out_path), lmbda, preset, dev, seed, searched) for out_path, lmbda in points]
     y, uv = _targets(padded, dev)
@@ -289,7 +289,7 @@ def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, pres
         cfg, (frames, height, width) = job.cfg, job.size
         intra = cfg.intra_frames(frames)
         intra_cfg = replace(cfg, inter_synth=(), motion_block=0, motion_depth=0, motion_overlap=False, motion_sharp=False, intra_period=0,
-                            key_prediction=False)
+                            key_prediction=False, bidirectional=False)
         torch.manual_seed(seed)
         first = LatentModel(intra_cfg, level_shapes(intra_cfg, len(intra), height, width), noise_seed=seed).to(dev)
         if dev.type == "cpu":
@@ -329,13 +329,16 @@ def _prepare(padded: Clip, out_path: Path, lmbda: float, preset: Preset, dev: to
     if cfg.motion_block:
         from codec_lab.codec.motion_search import choose_motion
 
-        predicted = cfg.inter_frames(frames)
-        (block, depth), fields = choose_motion(padded.y, preset.motion_blocks, lmbda, predicted, searched,
-                                               references=[cfg.reference(t) for t in predicted], split_depth=preset.motion_depth,
+        pairs = cfg.predictions(frames)
+        (block, depth), fields = choose_motion(padded.y, preset.motion_blocks, lmbda, [t for t, _ in pairs], searched,
+                                               references=[r for _, r in pairs], split_depth=preset.motion_depth,
                                                overlap=preset.motion_overlap, sharp=preset.motion_sharp)
         cfg = replace(cfg, motion_block=block, motion_depth=depth, motion_overlap=preset.motion_overlap, motion_sharp=preset.motion_sharp)
+    by_frame: dict[int, list[np.ndarray]] = {}
+    for (t, _), vectors in zip(cfg.predictions(frames), fields):
+        by_frame.setdefault(t, []).append(vectors)
     torch.manual_seed(seed)
-    model = LatentModel(cfg, shapes, dict(zip(cfg.inter_frames(frames), fields)), noise_seed=seed).to(dev)
+    model = LatentModel(cfg, shapes, by_frame, noise_seed=seed, frames=frames).to(dev)
     if dev.type == "cpu":
         model.use_channels_last()
     return _Job(out_path, lmbda, cfg, shapes, fields, model, (frames, height, width))
@@ -364,7 +367,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
         "semantic_latent", clip.width, clip.height, clip.num_frames, clip.fps, cfg.n_levels, cfg.temporal_strides,
         synth_layer_tuples(cfg), cfg.arm_hidden, cfg.arm_layers, cfg.synth_shift, cfg.arm_shift,
         synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
-        cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap, cfg.motion_sharp,
+        cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap, cfg.motion_sharp, cfg.bidirectional,
     )
     motion_section = motion.encode_fields(fields, cfg.motion_depth) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)

@@ -59,8 +59,8 @@ from codec_lab.codec.bitstream import (
     MAX_INTRA_PERIOD,
     MAX_MOTION_ROOT,
     MOTION_BLOCKS,
+    frame_references,
     intra_frame,
-    reference_frame,
 )
 from codec_lab.codec.entropy import LMAX, NF, NS, RMAX, S_MAX, S_MIN, S_RES, table_bits
 from codec_lab.codec.motion import predict
@@ -115,6 +115,7 @@ class CodecConfig:
     motion_depth: int = 0  # motion fields as quadtrees: roots of motion_block << depth, split down to motion_block
     motion_overlap: bool = False  # overlapped block compensation over each whole block (motion.plane_taps)
     motion_sharp: bool = False  # quarter-pel vectors, luma read through 6-tap phase planes (motion.sharp_phases)
+    bidirectional: bool = False  # with key prediction: hierarchical B-frames between the anchors (bitstream.frame_references)
 
     def __post_init__(self) -> None:
         if len(self.temporal_strides) != self.n_levels:
@@ -135,6 +136,8 @@ class CodecConfig:
             raise ValueError("sharp interpolation needs a motion block")
         if self.key_prediction and not (self.inter and self.intra_period):
             raise ValueError("key prediction needs an inter synthesis and an intra period")
+        if self.bidirectional and not self.key_prediction:
+            raise ValueError("B-frames need key prediction")
 
     @property
     def arm_inputs(self) -> int:
@@ -145,12 +148,42 @@ class CodecConfig:
         return bool(self.inter_synth)
 
     def is_intra(self, t: int) -> bool:
-        """Whether frame t is coded from its latents alone (else it corrects its prediction from `reference(t)`)."""
+        """Whether frame t is coded from its latents alone (else it corrects its prediction from `references`)."""
         return not self.inter or intra_frame(t, self.intra_period, self.key_prediction)
 
-    def reference(self, t: int) -> int:
-        """The frame predicted frame t is predicted from: t - 1, or a key frame's key frame before."""
-        return reference_frame(t, self.intra_period, self.key_prediction)
+    def references(self, t: int, frames: int) -> tuple[int, ...]:
+        """The frames that frame t (of `frames`) is predicted from: none (intra), one (a P-frame: t - 1,
+        or a key frame's key frame before) or two (a B-frame: the frames before and after it)."""
+        if not self.inter:
+            return ()
+        return frame_references(t, frames, self.intra_period, self.key_prediction, self.bidirectional)
+
+    def predictions(self, frames: int) -> list[tuple[int, int]]:
+        """(frame, reference) of every prediction: one motion field each, in this order."""
+        return [(t, r) for t in self.inter_frames(frames) for r in self.references(t, frames)]
+
+    def depths(self, frames: int) -> list[int]:
+        """Each frame's distance in predictions from an intra frame along its longest path: a frame
+        can be made once every frame of lower depth is (the decoder's order; training's batches)."""
+        refs = [self.references(t, frames) for t in range(frames)]
+        out: list[int | None] = [None] * frames
+        pending = list(range(frames))
+        while pending:  # a pass in display order: P-frames' references come before them, B-frames' in earlier passes
+            left = []
+            for t in pending:
+                if any(out[r] is None for r in refs[t]):
+                    left.append(t)
+                else:
+                    out[t] = 1 + max(out[r] for r in refs[t]) if refs[t] else 0
+            if len(left) == len(pending):
+                raise ValueError(f"frames {left} are predicted from one another")
+            pending = left
+        return out
+
+    def coding_order(self, frames: int) -> list[int]:
+        """The frames in the order a decoder makes them: by depth, then display order."""
+        depth = self.depths(frames)
+        return sorted(range(frames), key=lambda t: (depth[t], t))
 
     def intra_frames(self, frames: int) -> list[int]:
         """The frames (of `frames`) coded from their latents alone."""
@@ -188,6 +221,7 @@ class CodecConfig:
             **({"motion": self.motion_blocks_text} if self.motion_block else {}),
             **({"intra_period": self.intra_period or "frame 0 only"} if self.inter else {}),
             **({"key_frames": "predicted from the key frame before"} if self.key_prediction else {}),
+            **({"b_frames": "hierarchical, between the anchors"} if self.bidirectional else {}),
         }
 
 
@@ -687,28 +721,33 @@ def predicted_pixels(cfg: CodecConfig, prev_y: torch.Tensor, prev_uv: torch.Tens
                  for ref, subsample in ((prev_y, 1), (prev_uv, 2)))
 
 
+def bi_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A B-frame's prediction from its two 8-bit predictions: their mean, rounded half up (exact)."""
+    return torch.floor((a + b + 1.0) * 0.5)
+
+
 def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list[torch.Tensor], frames: int, height: int, width: int,
                 inter_params: list[torch.Tensor] | None = None, motion_fields: list | None = None):
-    """Fixed-point synthesis, one frame at a time: uint8 Y (T, H, W), U, V (T, H/2, W/2) at the padded size.
+    """Fixed-point synthesis, one frame at a time in `cfg.coding_order`: uint8 Y (T, H, W), U, V
+    (T, H/2, W/2) at the padded size, in display order.
 
-    motion_fields: with a motion config, the vectors of `cfg.inter_frames(frames)`, in that order."""
-    ys, us, vs = [], [], []
-    fields = iter(motion_fields or [])
-    for t in range(frames):
+    motion_fields: with a motion config, the vectors of `cfg.predictions(frames)`, in that order."""
+    fields = dict(zip(cfg.predictions(frames), motion_fields or [])) if cfg.motion_block else {}
+    ys, us, vs = [None] * frames, [None] * frames, [None] * frames
+    for t in cfg.coding_order(frames):
         x = upsample_levels(cfg, levels, [t])
-        if not cfg.is_intra(t):
-            field = next(fields) if cfg.motion_block else None
-            ref = cfg.reference(t)
-            prev_y, prev_uv = predicted_pixels(cfg, ys[ref][None].to(torch.float64), torch.stack([us[ref], vs[ref]])[None].to(torch.float64), field)
+        refs = cfg.references(t, frames)
+        if refs:
+            preds = [predicted_pixels(cfg, ys[r][None].to(torch.float64), torch.stack([us[r], vs[r]])[None].to(torch.float64),
+                                      fields.get((t, r))) for r in refs]
+            prev_y, prev_uv = preds[0] if len(preds) == 1 else (bi_mean(preds[0][0], preds[1][0]), bi_mean(preds[0][1], preds[1][1]))
             pred_y = decoded_value(prev_y / 255.0)
             pred_uv = decoded_value(prev_uv / 255.0)
             out = synthesis_fixed(cfg, torch.cat([x, prediction_planes(pred_y, pred_uv)], dim=1), inter_params, inter=True)
             y, uv = add_correction(out, pred_y, pred_uv)
         else:
             y, uv = to_420(synthesis_fixed(cfg, x, synth_params))
-        ys.append(to_pixels(y[0]))
-        us.append(to_pixels(uv[0, 0]))
-        vs.append(to_pixels(uv[0, 1]))
+        ys[t], us[t], vs[t] = to_pixels(y[0]), to_pixels(uv[0, 0]), to_pixels(uv[0, 1])
     return torch.stack(ys).numpy(), torch.stack(us).numpy(), torch.stack(vs).numpy()
 
 
@@ -723,7 +762,7 @@ def config_from_header(header) -> CodecConfig:
     return CodecConfig(header.levels, tuple(header.temporal_strides), specs(header.synth), header.arm_hidden, header.arm_layers,
                        header.synth_shift, header.arm_shift, specs(header.inter_synth), header.inter_shift, header.motion_block,
                        header.intra_period, header.arm_context, header.key_prediction, header.motion_depth,
-                       header.motion_overlap, header.motion_sharp)
+                       header.motion_overlap, header.motion_sharp, header.bidirectional)
 
 
 def synth_layer_tuples(cfg: CodecConfig, inter: bool = False) -> tuple[tuple[int, int, int], ...]:

@@ -196,7 +196,7 @@ def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: li
     """For each smoothness of `lams`, the fields of the predicted `frames` of luma `y` (T, H, W), each
     searched on its reference's source frame (default: the frame before it; further apart, within
     FAR_SEARCH_RANGE)."""
-    per_frame = [estimate_fields(y[r], y[t], block, search=FAR_SEARCH_RANGE if t - r > 1 else SEARCH_RANGE, lams=lams, sharp=sharp)
+    per_frame = [estimate_fields(y[r], y[t], block, search=FAR_SEARCH_RANGE if abs(t - r) > 1 else SEARCH_RANGE, lams=lams, sharp=sharp)
                  for t, r in zip(frames, _references(frames, references))]
     return [[fields[k] for fields in per_frame] for k in range(len(lams))]
 
@@ -317,12 +317,17 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
                     references: list[int] | None = None, depth: int = 0, overlap: bool = False, sharp: bool = False) -> float:
     """D + lmbda * R of the motion alone, in the training loss' units: the luma MSE of the
     motion-compensated source frames (weighted as in the loss, times PREDICTION_ERROR_KEPT) plus
-    the fields' bits per pixel (`block`: the smallest block; `depth`: their quadtrees'; `overlap`:
+    the fields' bits per pixel (a frame listed twice, a B-frame, by the mean of its two predictions;
+    `block`: the smallest block; `depth`: their quadtrees'; `overlap`:
     compensated as the decoder will, overlapped; `sharp`: quarter-pixel vectors, 6-tap)."""
     t, h, w = y.shape
-    mse = 0.0
+    preds: dict[int, list[np.ndarray]] = {}
     for k, r, field in zip(frames, _references(frames, references), fields):
-        pred = _compensated(y[r], field, block, overlap, depth, sharp)
+        preds.setdefault(k, []).append(_compensated(y[r], field, block, overlap, depth, sharp))
+    mse = 0.0
+    for k, (pred, *other) in preds.items():  # a B-frame (listed twice) is predicted by the mean of its two
+        if other:
+            pred = np.floor((pred + other[0] + 1.0) * 0.5)
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
 

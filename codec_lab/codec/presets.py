@@ -49,6 +49,8 @@ class Preset:
     motion_sharp: bool = False
     intra_period: int = 8  # prediction "previous"/"motion": an intra frame every this many frames (0: frame 0 only; docs/codec.md)
     key_prediction: bool = True  # ... except that key frames after frame 0 are predicted from the key frame before
+    # ... and the frames between those anchors (and the clip's last frame) are hierarchical B-frames (format version 10)
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         if self.distortion not in DISTORTIONS:  # training._distortion would otherwise take any other name as "psnr"
@@ -100,12 +102,14 @@ PREDICTIONS = ("intra", "previous", "motion")
 DEFAULT_PREDICTION = "intra"
 
 
-def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None, key_prediction: bool | None = None) -> Preset:
+def with_prediction(preset: Preset, prediction: str, intra_period: int | None = None, key_prediction: bool | None = None,
+                    bidirectional: bool | None = None) -> Preset:
     """`intra`: every frame from its own latents. `previous`: frames after the first correct the previous
     decoded frame. `motion`: they correct the previous decoded frame moved by coded block motion vectors.
     With `previous` or `motion`, a key frame comes every `intra_period` frames (None: the preset's;
     0: frame 0 only), intra, or with `key_prediction` (None: the preset's) predicted from the key
-    frame before (frame 0 stays intra)."""
+    frame before (frame 0 stays intra); with key prediction and `bidirectional` (None: the
+    preset's) the frames between key frames are B-frames (bitstream.frame_references)."""
     from codec_lab.errors import CodecLabError
 
     if prediction not in PREDICTIONS:
@@ -118,9 +122,12 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
         raise CodecLabError("key prediction needs prediction previous or motion and an intra period above 0")
     # the preset's own choice applies where it can (not to intra, nor to a single chain)
     keyed = key_prediction if key_prediction is not None else preset.key_prediction and bool(inter) and period > 0
+    if bidirectional and not keyed:
+        raise CodecLabError("B-frames need key prediction (prediction previous or motion, an intra period above 0)")
+    bi = bidirectional if bidirectional is not None else preset.bidirectional and bool(keyed)
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
-                                          key_prediction=bool(keyed)))
+                                          key_prediction=bool(keyed), bidirectional=bool(bi)), bidirectional=bool(bi))
 
 
 def with_synth_hidden(preset: Preset, width: int) -> Preset:

@@ -27,12 +27,12 @@ from codec_lab.video.frames import Clip
 @dataclass(frozen=True)
 class FrameStats:
     index: int
-    kind: str  # "I" (from its latents alone) or "P" (corrects its prediction from its reference frame)
+    kind: str  # "I" (from its latents alone), "P" (corrects its prediction from its reference frame) or "B" (from two)
     latent_bytes: float
     motion_bytes: float  # its motion vectors and their two scale ids (0 for an intra frame, or without motion)
     psnr_y: float | None = None
     psnr_yuv: float | None = None
-    reference: int | None = None  # the frame a P-frame is predicted from
+    reference: str | None = None  # the frame a P-frame is predicted from ("8"), or a B-frame's two ("0,8")
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ class FileStats:
             f"  motion vectors   {share(self.motion_section)}",
             f"  latents          {share(self.latent_section)}",
             "",
-            "frame kind  ref latent bytes motion bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
+            "frame kind   ref latent bytes motion bytes" + ("  PSNR-Y  PSNR-YUV" if self.frames and self.frames[0].psnr_y is not None else ""),
         ]
         for f in self.frames:
             quality = f"  {f.psnr_y:6.2f}  {f.psnr_yuv:8.2f}" if f.psnr_y is not None else ""
             ref = "" if f.reference is None else f.reference
-            out.append(f"{f.index:5d}  {f.kind:<3}{ref:>5}{f.latent_bytes:13.0f}{f.motion_bytes:13.0f}{quality}")
+            out.append(f"{f.index:5d}  {f.kind:<3}{ref:>6}{f.latent_bytes:13.0f}{f.motion_bytes:13.0f}{quality}")
         return out
 
 
@@ -84,14 +84,16 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
     for level, n, bits in slices:
         per_frame[n * cfg.temporal_strides[level]] += bits
     motion_bits = dict.fromkeys(range(header.frames), 0.0)
-    predicted = cfg.inter_frames(header.frames)
-    if cfg.motion_block and predicted:
+    predictions = cfg.predictions(header.frames)
+    if cfg.motion_block and predictions:
         bits: list[float] = []
-        motion.decode_fields(parsed.motion, len(predicted), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth)
-        motion_bits.update(zip(predicted, bits))
+        motion.decode_fields(parsed.motion, len(predictions), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth)
+        for (t, _), b in zip(predictions, bits):
+            motion_bits[t] += b
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
-    frames = [FrameStats(t, "I" if cfg.is_intra(t) else "P", per_frame[t] / 8, motion_bits[t] / 8, *quality[t],
-                         reference=None if cfg.is_intra(t) else cfg.reference(t)) for t in range(header.frames)]
+    refs = [cfg.references(t, header.frames) for t in range(header.frames)]
+    frames = [FrameStats(t, "IPB"[len(refs[t])], per_frame[t] / 8, motion_bits[t] / 8, *quality[t],
+                         reference=",".join(map(str, refs[t])) or None) for t in range(header.frames)]
     header_bytes = int.from_bytes(data[5:7], "big")  # after the magic and the version (parse_file checked it)
     sections = len(parsed.weights) + len(parsed.motion) + len(parsed.latents)
     return FileStats(

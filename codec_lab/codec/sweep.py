@@ -19,7 +19,7 @@ from codec_lab.video.frames import Clip
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
                   "intra_lambda_factor", "synth_hidden", "distortion",
-                  "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp"}
+                  "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp", "bidirectional"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -149,11 +149,12 @@ class SemanticLatentCodec:
                 if not isinstance(settings[name], bool):
                     raise CodecLabError(f"{name} must be true or false, not {settings[name]!r}")
                 preset = replace(preset, **{name: settings[name]})
-        period, keyed = settings.get("intra_period"), settings.get("key_prediction")
-        if keyed not in (None, True, False):
-            raise CodecLabError(f"key_prediction must be true or false, not {keyed!r}")
+        period, keyed, bi = settings.get("intra_period"), settings.get("key_prediction"), settings.get("bidirectional")
+        for name, value in (("key_prediction", keyed), ("bidirectional", bi)):  # bidirectional: B-frames between the key frames
+            if value not in (None, True, False):
+                raise CodecLabError(f"{name} must be true or false, not {value!r}")
         return with_prediction(preset, str(settings.get("prediction", self.prediction or DEFAULT_PREDICTION)),
-                               int(period) if period is not None else None, keyed)
+                               int(period) if period is not None else None, keyed, bi)
 
     def decode(self, path: Path) -> Clip:
         from codec_lab.video import read_clip

@@ -30,6 +30,7 @@ from codec_lab.codec.model import (
     CodecConfig,
     Synthesis,
     add_correction,
+    bi_mean,
     decoded_value,
     device_index,
     laplace_bits,
@@ -77,14 +78,23 @@ def _straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return x + (value - x).detach()
 
 
-def _ste_prediction(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[motion.Taps, motion.Taps] | None):
-    """The decoder's prediction of an inter frame from its reference frame's training output, with a
-    straight-through gradient at each rounding (8-bit reference, rounded interpolation, fixed point).
-    taps: the frame's (luma, chroma) motion taps, or None for the reference as it is."""
-    if taps is not None:
-        refs = (_straight_through(255.0 * v, pixel_levels(v.detach())) for v in (prev_y, prev_uv))
-        prev_y, prev_uv = (_compensate_frames(ref, t) / 255.0 for ref, t in zip(refs, taps))
-    return tuple(_straight_through(v, decoded_value(v.detach())) for v in (prev_y, prev_uv))
+def _ste_levels(prev_y: torch.Tensor, prev_uv: torch.Tensor, taps: tuple[motion.Taps, motion.Taps] | None):
+    """The decoder's 8-bit prediction (levels 0..255) of inter frames from their reference frames'
+    training output, with a straight-through gradient at each rounding (8-bit reference, rounded
+    interpolation). taps: the frames' (luma, chroma) motion taps, or None for the references as they are."""
+    refs = tuple(_straight_through(255.0 * v, pixel_levels(v.detach())) for v in (prev_y, prev_uv))
+    if taps is None:
+        return refs
+    return tuple(_compensate_frames(ref, t) for ref, t in zip(refs, taps))
+
+
+def _ste_prediction(levels: tuple[torch.Tensor, torch.Tensor], later: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """What the inter synthesis sees of 8-bit prediction `levels` (Y, UV) of a wave's frames, fixed
+    point, straight-through. later: the B-frames' predictions from their later references, all the
+    wave's rows (a P-frame's row repeats `levels`, and the rounded mean of a value with itself is it)."""
+    if later is not None:
+        levels = tuple(_straight_through((a + b) * 0.5, bi_mean(a.detach(), b.detach())) for a, b in zip(levels, later))
+    return tuple(_straight_through(v / 255.0, decoded_value(v.detach() / 255.0)) for v in levels)
 
 
 def _compensate_frames(ref: torch.Tensor, taps: motion.Taps) -> torch.Tensor:
@@ -109,24 +119,32 @@ def _stack_taps(taps: list[motion.Taps]) -> motion.Taps:
 
 
 class LatentModel(nn.Module):
-    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray] | None = None,
-                 noise_seed: int = 0) -> None:
-        """fields: with a motion config, the motion vectors of each predicted frame, by frame index.
-        noise_seed: of the training noise's own generator (see noise_generator)."""
+    def __init__(self, cfg: CodecConfig, shapes: list[tuple[int, int, int]], fields: dict[int, np.ndarray | tuple[np.ndarray, ...]] | None = None,
+                 noise_seed: int = 0, frames: int | None = None) -> None:
+        """fields: with a motion config, the motion vectors of each predicted frame, by frame index:
+        one field, or a tuple of one per reference (a B-frame's two, in `cfg.references` order).
+        noise_seed: of the training noise's own generator (see noise_generator).
+        frames: the clip's frame count (default: level 0's slices), which places B-frames' references."""
         super().__init__()
         self.cfg = cfg
+        self.frames = shapes[0][0] if frames is None else frames
         self.noise_seed = noise_seed
         self._generators: dict[str, torch.Generator] = {}
-        # Each predicted frame's taps, built once (autograd would hold them until backward anyway):
+        # Each prediction's taps, built once (autograd would hold them until backward anyway):
         # buffers, so they follow the model to its device.
-        self.taps_meta: dict[int, tuple[tuple[int, tuple[int, int], bool], ...]] = {}
-        for t, vectors in (fields or {}).items():
-            taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32,
-                                     overlap=cfg.motion_overlap, depth=cfg.motion_depth, sharp=cfg.motion_sharp)
-            for k, plane in enumerate(taps):
-                self.register_buffer(f"taps_{t}_{k}_index", plane.index, persistent=False)
-                self.register_buffer(f"taps_{t}_{k}_weight", plane.weight, persistent=False)
-            self.taps_meta[t] = tuple((plane.norm, plane.shape, plane.phases) for plane in taps)
+        self.taps_meta: dict[tuple[int, int], tuple[tuple[int, tuple[int, int], bool], ...]] = {}
+        for t, per_frame in (fields or {}).items():
+            per_frame = (per_frame,) if isinstance(per_frame, np.ndarray) else tuple(per_frame)
+            refs = cfg.references(t, self.frames)
+            if len(per_frame) != len(refs):
+                raise ValueError(f"frame {t} has {len(per_frame)} motion fields for {len(refs)} references")
+            for r, vectors in zip(refs, per_frame):
+                taps = motion.frame_taps(vectors, cfg.motion_block, shapes[0][1], shapes[0][2], dtype=torch.float32,
+                                         overlap=cfg.motion_overlap, depth=cfg.motion_depth, sharp=cfg.motion_sharp)
+                for k, plane in enumerate(taps):
+                    self.register_buffer(f"taps_{t}_{r}_{k}_index", plane.index, persistent=False)
+                    self.register_buffer(f"taps_{t}_{r}_{k}_weight", plane.weight, persistent=False)
+                self.taps_meta[(t, r)] = tuple((plane.norm, plane.shape, plane.phases) for plane in taps)
         # All levels in one tensor: quantizing, clamping and their gradients are then one kernel
         # each instead of one per level (kernel counts bound a GPU's speed for networks this small).
         self.latent_shapes = [tuple(s) for s in shapes]
@@ -134,7 +152,7 @@ class LatentModel(nn.Module):
         self.synth = Synthesis(cfg)
         self.arm = Arm(cfg)
         self.inter = Synthesis(cfg, inter=True) if cfg.inter else None
-        self._wave_plan: dict[tuple, tuple[list[list[int]], list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]] = {}
+        self._wave_plan: dict[tuple, _WavePlan] = {}
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
         self.frozen: torch.Tensor | None = None  # latents (a mask over latent_flat) kept as they are: see freeze_intra
@@ -219,12 +237,12 @@ class LatentModel(nn.Module):
             total = total + laplace_bits(q, mu, log2_scale).sum()
         return total
 
-    def motion_taps(self, t: int) -> tuple[motion.Taps, motion.Taps] | None:
-        """The (luma, chroma) motion taps of predicted frame t (None without motion)."""
+    def motion_taps(self, t: int, r: int) -> tuple[motion.Taps, motion.Taps] | None:
+        """The (luma, chroma) motion taps of frame t's prediction from frame r (None without motion)."""
         if not self.cfg.motion_block:
             return None
-        return tuple(motion.Taps(getattr(self, f"taps_{t}_{k}_index"), getattr(self, f"taps_{t}_{k}_weight"), norm, shape, phases)
-                     for k, (norm, shape, phases) in enumerate(self.taps_meta[t]))
+        return tuple(motion.Taps(getattr(self, f"taps_{t}_{r}_{k}_index"), getattr(self, f"taps_{t}_{r}_{k}_weight"), norm, shape, phases)
+                     for k, (norm, shape, phases) in enumerate(self.taps_meta[(t, r)]))
 
     def render(self, qs: list[torch.Tensor], frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The training reconstruction of `frames` (ascending): Y (N, H, W), UV (N, 2, H/2, W/2)."""
@@ -234,71 +252,110 @@ class LatentModel(nn.Module):
         if self.inter is None:
             return to_420(self.synth(x))
         # Predicted frames form chains from each intra frame: frame t is predicted by its reference
-        # (frame t-1, or with key prediction a key frame's key frame before) as the decoder will
+        # (frame t-1, a key frame's key frame before, or a B-frame's two) as the decoder will
         # have it (8-bit, straight-through gradient), so the gradient of every
         # frame reaches the intra frame of its chain. (Cutting the gradient along the chain was
         # measured worse: frame 0 got better, the later frames drifted down by ~1 dB a frame on N06.)
-        waves, rows, sources, order = self._waves(tuple(frames), x.device)
+        plan = self._waves(tuple(frames), x.device)
         # The chain itself (8-bit prediction, 4:2:0 add) stays float32 under --amp: in bf16 it would
         # be up to 2 levels away from the decoder's chain.
-        y0, uv0 = to_420(self.synth(x.index_select(0, rows[0])).float())
+        y0, uv0 = to_420(self.synth(x.index_select(0, plan.rows[0])).float())
         ys, uvs = [y0], [uv0]  # by wave
-        # Wave k holds the frames k predictions away from their intra frame, trained as one batch:
-        # ~7 batches instead of ~26 frames for Foreman's 30 frames with an intra frame every 8 (the
-        # ops per iteration, which bound a GPU's speed for networks this small, fall by as much).
-        for k in range(1, len(waves)):
-            taps = None
-            if self.cfg.motion_block:
-                taps = self._wave_taps(tuple(frames[i] for i in waves[k]), x.device)
-            ref_y, ref_uv = ys[k - 1], uvs[k - 1]
-            if sources[k] is not None:
-                ref_y, ref_uv = ref_y.index_select(0, sources[k]), ref_uv.index_select(0, sources[k])
-            else:
-                ref_y, ref_uv = ref_y[: len(waves[k])], ref_uv[: len(waves[k])]
-            pred_y, pred_uv = _ste_prediction(ref_y, ref_uv, taps)
-            out = self.inter(torch.cat([x.index_select(0, rows[k]), prediction_planes(pred_y, pred_uv)], dim=1)).float()
+        # Wave k holds the frames k predictions away from their intra frame (cfg.depths), trained as
+        # one batch: ~7 batches instead of ~26 frames for Foreman's 30 frames with an intra frame
+        # every 8 (the ops per iteration, which bound a GPU's speed for networks this small, fall by as much).
+        for k in range(1, len(plan.waves)):
+            levels = _ste_levels(_gather(ys, plan.first[k]), _gather(uvs, plan.first[k]), self._wave_taps(plan.pairs[k][0], x.device))
+            later = None
+            if plan.later[k] is not None:
+                rows, sources = plan.later[k]
+                extra = _ste_levels(_gather(ys, sources), _gather(uvs, sources), self._wave_taps(plan.pairs[k][1], x.device))
+                later = tuple(v.index_copy(0, rows, e) for v, e in zip(levels, extra))
+            pred_y, pred_uv = _ste_prediction(levels, later)
+            out = self.inter(torch.cat([x.index_select(0, plan.rows[k]), prediction_planes(pred_y, pred_uv)], dim=1)).float()
             y_k, uv_k = add_correction(out, pred_y, pred_uv)
             ys.append(y_k)
             uvs.append(uv_k)
-        if len(waves) == 1:
+        if len(plan.waves) == 1:
             return ys[0], uvs[0]
-        return torch.cat(ys).index_select(0, order), torch.cat(uvs).index_select(0, order)
+        return torch.cat(ys).index_select(0, plan.order), torch.cat(uvs).index_select(0, plan.order)
 
-    def _wave_taps(self, frames: tuple[int, ...], device) -> tuple[motion.Taps, motion.Taps]:
-        """The (luma, chroma) taps of predicted `frames` stacked for one batch (_stack_taps), made once:
-        built every iteration they cost ~4 kernels a frame. (A second copy of those frames' taps:
-        MOTION_BYTES_PER_PIXEL counts it.)"""
-        key = (frames, str(device))
+    def _wave_taps(self, pairs: tuple[tuple[int, int], ...], device) -> tuple[motion.Taps, motion.Taps] | None:
+        """The (luma, chroma) taps of predictions (frame, reference) stacked for one batch
+        (_stack_taps), made once: built every iteration they cost ~4 kernels a frame. (A second copy
+        of those frames' taps: MOTION_BYTES_PER_PIXEL counts it.) None without motion."""
+        if not self.cfg.motion_block:
+            return None
+        key = (pairs, str(device))
         if key not in self._stacked_taps:
-            per_frame = [self.motion_taps(t) for t in frames]
+            per_frame = [self.motion_taps(t, r) for t, r in pairs]
             self._stacked_taps[key] = (_stack_taps([t[0] for t in per_frame]), _stack_taps([t[1] for t in per_frame]))
         return self._stacked_taps[key]
 
-    def _waves(self, frames: tuple[int, ...], device) -> tuple[list[list[int]], list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]:
-        """Rows of `frames` by wave (0: the intra frames; k: the frames whose reference is in wave
-        k - 1), the same as index tensors on `device`, for each wave the rows of wave k - 1 its
-        frames are predicted from (None when those are wave k - 1's first rows in order, as in a
-        plain chain: no gather needed), all made once (no host-to-device copy per iteration), and
-        the permutation from wave order back to `frames` order."""
+    def _waves(self, frames: tuple[int, ...], device) -> _WavePlan:
+        """How `render` makes `frames` (made once: no host-to-device copy per iteration): see _WavePlan."""
         key = (frames, str(device))
         if key not in self._wave_plan:
-            row = {t: i for i, t in enumerate(frames)}
-            if any(not self.cfg.is_intra(t) and self.cfg.reference(t) not in row for t in frames) or list(frames) != sorted(frames):
-                raise ValueError("a predicted frame is rendered without the frame it is predicted from")
-            waves = [[i for i, t in enumerate(frames) if self.cfg.is_intra(t)]]
-            sources: list[torch.Tensor | None] = [None]
-            while True:
-                place = {frames[i]: p for p, i in enumerate(waves[-1])}
-                nxt = [i for i, t in enumerate(frames) if not self.cfg.is_intra(t) and self.cfg.reference(t) in place]
-                if not nxt:
-                    break
-                src = [place[self.cfg.reference(frames[i])] for i in nxt]
-                sources.append(None if src == list(range(len(src))) else torch.tensor(src, device=device))
-                waves.append(nxt)
+            refs = {t: self.cfg.references(t, self.frames) for t in frames}
+            if any(r not in refs for t in frames for r in refs[t]) or list(frames) != sorted(frames):
+                raise ValueError("a predicted frame is rendered without a frame it is predicted from")
+            depth = self.cfg.depths(self.frames)
+            waves = [[i for i, t in enumerate(frames) if depth[t] == d] for d in sorted({depth[t] for t in frames})]
+            first, later, pairs = [None], [None], [((), ())]
+            made: dict[int, tuple[int, int]] = {}  # frame -> (its wave, its row there)
+            for k, wave in enumerate(waves):
+                if k:
+                    ts = [frames[i] for i in wave]
+                    bs = [n for n, t in enumerate(ts) if len(refs[t]) == 2]
+                    first.append(_sources([made[refs[t][0]] for t in ts], device))
+                    later.append((torch.tensor(bs, device=device), _sources([made[refs[ts[n]][1]] for n in bs], device)) if bs else None)
+                    pairs.append((tuple((t, refs[t][0]) for t in ts), tuple((ts[n], refs[ts[n]][1]) for n in bs)))
+                made.update((frames[i], (k, n)) for n, i in enumerate(wave))
             position = {i: p for p, i in enumerate(i for wave in waves for i in wave)}
             order = torch.tensor([position[i] for i in range(len(frames))], device=device)
-            self._wave_plan[key] = (waves, [torch.tensor(w, device=device) for w in waves], sources, order)
+            self._wave_plan[key] = _WavePlan(waves, [torch.tensor(w, device=device) for w in waves], first, later, pairs, order)
         return self._wave_plan[key]
+
+
+Sources = list[tuple[int, torch.Tensor | None, torch.Tensor]]  # (wave, rows of the result or None for all, rows of that wave)
+
+
+def _sources(places: list[tuple[int, int]], device) -> Sources:
+    """Where rows (wave, row) are read, grouped by wave: see _gather."""
+    out = []
+    for wave in sorted({w for w, _ in places}):
+        dst = [n for n, (w, _) in enumerate(places) if w == wave]
+        src = torch.tensor([places[n][1] for n in dst], device=device)
+        out.append((wave, None if len(dst) == len(places) else torch.tensor(dst, device=device), src))
+    return out
+
+
+def _gather(outputs: list[torch.Tensor], sources: Sources) -> torch.Tensor:
+    """The rows `sources` names of the waves' `outputs`, in order (one index_select per wave read:
+    no copy of whole earlier waves)."""
+    (wave, dst, src), *rest = sources
+    picked = outputs[wave].index_select(0, src)
+    if dst is None:
+        return picked
+    count = sum(len(s) for _, _, s in sources)
+    out = picked.new_zeros((count, *picked.shape[1:])).index_copy(0, dst, picked)
+    for wave, dst, src in rest:
+        out = out.index_copy(0, dst, outputs[wave].index_select(0, src))
+    return out
+
+
+class _WavePlan(NamedTuple):
+    """Rows of the frames rendered, by wave (0: the intra frames; k: the frames of depth k, all of
+    whose references are in earlier waves), and for each wave k > 0, where in the earlier waves'
+    outputs (_gather) each frame's first reference is (`first`), and for its B-frames (None if
+    none) their rows in the wave and where their later references are (`later`); the
+    (frame, reference) pairs of those two reads (`pairs`); the permutation back to display order."""
+    waves: list[list[int]]
+    rows: list[torch.Tensor]
+    first: list[Sources | None]
+    later: list[tuple[torch.Tensor, Sources] | None]
+    pairs: list[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]]
+    order: torch.Tensor
 
 
 def _targets(clip: Clip, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

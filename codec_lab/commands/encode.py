@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
                         help="with an intra period: the key frames after frame 0 are predicted from the key frame before "
                              "instead of coded intra (default: the preset's, on)")
+    parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                        help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted "
+                             "by the mean of the frames before and after it, moved (default: the preset's, off)")
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
                         help="with previous/motion: train the intra frame(s) alone first, then the rest with them frozen "
                              "(default: the preset's, on, for 4x the iterations at lambda / 4)")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.iterations:
         preset = replace(preset, iterations=args.iterations)
-    preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period, args.key_prediction)
+    preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period, args.key_prediction, args.bidirectional)
     if args.intra_first is not None:
         preset = replace(preset, intra_first=args.intra_first)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
