@@ -58,7 +58,7 @@ def motion_as_tree(data: bytes, depth: int) -> bytes:
     header = parsed.header
     assert header.motion_block >> depth >= 4 and not header.motion_depth
     cfg = config_from_header(header)
-    count = len(cfg.inter_frames(header.frames))
+    count = len(cfg.predictions(header.frames))
     fields = motion.decode_fields(parsed.motion, count, motion.grid(*header.padded_size, header.motion_block))
     fine = header.motion_block >> depth
     by, bx = motion.grid(*header.padded_size, fine)

@@ -117,7 +117,7 @@ def test_the_chains_trained_in_waves_are_the_frame_by_frame_chains(key_predictio
     rng = np.random.default_rng(0)
     fields = {t: tuple(rng.integers(-6, 7, (2, 3, 2)) for _ in cfg.references(t, frames)) for t in cfg.inter_frames(frames)}
     torch.manual_seed(0)
-    model = LatentModel(cfg, level_shapes(cfg, frames, h, w), fields)
+    model = LatentModel(cfg, level_shapes(cfg, frames, h, w), fields, frames=frames)
     with torch.no_grad():
         for lat in model.latents:
             lat.normal_()

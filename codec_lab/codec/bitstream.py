@@ -39,7 +39,8 @@ Layout (all integers big-endian):
                   4-bit order k, then the values), synthesis, then inter synthesis,
                   then ARM; a tensor's values are integers x 2**(c - its network's shift)
     ...     4+M   [version 3] motion section: length u32, then (with a motion block size)
-                  the inter frames' motion fields (see `motion.py`); empty otherwise
+                  the predictions' motion fields, a P-frame's one, a B-frame's two (see
+                  `motion.py`); empty otherwise
     ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
     end-4   4     CRC-32 of every byte before it
 
@@ -111,7 +112,8 @@ def frame_references(t: int, frames: int, intra_period: int, key_prediction: boo
     frame, each a P-frame of the anchor before it; every other frame is a B-frame of the two
     nearest frames of the bisection of its anchors' interval (intra period 8: frame 4 from 0 and
     8, 2 from 0 and 4, 1 from 0 and 2, ...): hierarchical B-frames as in H.264/HEVC's random-access
-    configuration, so no chain of predictions is longer than the bisection's depth."""
+    configuration: the frames between two anchors are at most the bisection's depth below the
+    later one (the anchors themselves still form a chain)."""
     if intra_frame(t, intra_period, key_prediction):
         return ()
     if not bidirectional:

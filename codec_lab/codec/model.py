@@ -14,9 +14,11 @@ Representation (Cool-chic / C3 family, per-frame latent pyramids with shared net
 - Inter frames (when the config has an `inter_synth`): frame 0 (and with an
   `intra_period` P frames P, 2P, ..., unless `key_prediction`) is coded as above;
   every other frame t is predicted by the previous decoded frame (with
-  `key_prediction` a key frame kP by key frame (k-1)P), as it is or
-  (with `motion_block`) moved by a coded field of block motion vectors
-  (`motion.py`), and a second synthesis network sees the latents of frame t and
+  `key_prediction` a key frame kP by key frame (k-1)P; with `bidirectional` the
+  frames between those anchors by the mean of two, one before and one after:
+  `CodecConfig.references`), as it is or (with `motion_block`) moved by a coded
+  field of block motion vectors (`motion.py`; a field per reference), and a
+  second synthesis network sees the latents of frame t and
   that prediction (Y, and U, V brought up x2) and outputs a correction added to
   the prediction in 4:2:0. Static or well-predicted content then costs almost no
   latent bits.

@@ -475,7 +475,7 @@ def field_bits(fields: list[np.ndarray], depth: int = 0) -> float:
 
 
 def encode_fields(fields: list[np.ndarray], depth: int = 0) -> bytes:
-    """The motion section for the inter frames' fields (each (by, bx, 2) smallest blocks, |component|
+    """The motion section for the predictions' fields (a P-frame's one, a B-frame's two; each (by, bx, 2) smallest blocks, |component|
     <= MV_MAX; quadtrees of `depth` levels under roots 2**depth blocks a side)."""
     for field in fields:
         if np.abs(field).max(initial=0) > MV_MAX:
@@ -505,7 +505,7 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
     per_frame = 2 + depth
     n_ids = per_frame * count
     if len(data) < n_ids:
-        raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} table ids of {count} inter frames")
+        raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} table ids of {count} motion fields")
     capacity = entropy.max_symbols_for(len(data) - n_ids)
     ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, per_frame)
     if ids[:, :2].max(initial=0) >= entropy.NS:

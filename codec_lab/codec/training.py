@@ -124,8 +124,11 @@ class LatentModel(nn.Module):
         """fields: with a motion config, the motion vectors of each predicted frame, by frame index:
         one field, or a tuple of one per reference (a B-frame's two, in `cfg.references` order).
         noise_seed: of the training noise's own generator (see noise_generator).
-        frames: the clip's frame count (default: level 0's slices), which places B-frames' references."""
+        frames: the clip's frame count, which places B-frames' references (default, without B-frames:
+        level 0's slices)."""
         super().__init__()
+        if frames is None and cfg.bidirectional:
+            raise ValueError("a model with B-frames needs the clip's frame count")
         self.cfg = cfg
         self.frames = shapes[0][0] if frames is None else frames
         self.noise_seed = noise_seed
@@ -262,8 +265,9 @@ class LatentModel(nn.Module):
         y0, uv0 = to_420(self.synth(x.index_select(0, plan.rows[0])).float())
         ys, uvs = [y0], [uv0]  # by wave
         # Wave k holds the frames k predictions away from their intra frame (cfg.depths), trained as
-        # one batch: ~7 batches instead of ~26 frames for Foreman's 30 frames with an intra frame
-        # every 8 (the ops per iteration, which bound a GPU's speed for networks this small, fall by as much).
+        # one batch: 10 batches (8 with B-frames) instead of 29 predicted frames for Foreman's 30 frames
+        # with a key frame every 8 (the ops per iteration, which bound a GPU's speed for networks this
+        # small, fall by as much).
         for k in range(1, len(plan.waves)):
             levels = _ste_levels(_gather(ys, plan.first[k]), _gather(uvs, plan.first[k]), self._wave_taps(plan.pairs[k][0], x.device))
             later = None
