@@ -47,8 +47,9 @@ def main() -> None:
             y, uv = torch.rand(t, h, w, device=dev), torch.rand(t, 2, h // 2, w // 2, device=dev)
             runs = []
             for i in range(k):
-                fields = {f: np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64) for f in cfg.inter_frames(t)}
-                model = training.LatentModel(cfg, level_shapes(cfg, t, h, w), fields, noise_seed=i).to(dev)
+                ones = np.ones(grid(h, w, cfg.motion_block) + (2,), np.int64)
+                fields = {f: (ones,) * len(cfg.references(f, t)) for f in cfg.inter_frames(t)}  # a field per reference
+                model = training.LatentModel(cfg, level_shapes(cfg, t, h, w), fields, noise_seed=i, frames=t).to(dev)
                 runs.append(training.Training(model, y, uv, 1e-3, preset, cuda_graphs=dev.type == "cuda" and not args.eager))
             with training.reproducible_kernels(dev):
                 for _ in range(5):  # 3 eager iterations, the capture, a replay

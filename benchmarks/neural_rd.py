@@ -177,7 +177,7 @@ def main() -> int:
     parser.add_argument("--motion-sharp", action=argparse.BooleanOptionalAction, default=None,
                         help="with motion: quarter-pixel vectors, luma interpolated by a 6-tap filter instead of bilinear half pixels (default: the preset's; on in fast, medium and full)")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
-                        help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted from the frames before and after it (default: the preset's)")
+                        help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted from the frames before and after it (default: the preset's; on with motion in fast, medium and full)")
     parser.add_argument("--arm-context", default=None, choices=("raster", "phases"),
                         help="the ARM's spatial context (default: the codec's, raster; phases: what files before format 5 used)")
     parser.add_argument("--device", default="auto")

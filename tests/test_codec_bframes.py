@@ -110,7 +110,7 @@ def test_the_motion_choice_weighs_a_b_frame_by_its_mean_prediction():
 
 def test_a_b_frame_costs_two_compensations():
     plain = with_prediction(PRESETS["fast"], "motion").config
-    plain = replace(plain, motion_overlap=True, motion_sharp=True)
+    plain = replace(plain, motion_overlap=True, motion_sharp=True, bidirectional=False)
     bi = replace(plain, bidirectional=True)
     one, two = mac_breakdown(plain, 144, 176)["synthesis"], mac_breakdown(bi, 144, 176)["synthesis"]
     assert two - one == pytest.approx(3 * 38.0 + 1.5)  # three overlapped 6-tap reads (38 MACs each) more, and the mean

@@ -41,3 +41,4 @@ def test_motion_adds_its_interpolation():
     sharp = mac_breakdown(replace(moved, motion_overlap=True, motion_sharp=True), 288, 352)["synthesis"] - mac_breakdown(previous, 288, 352)["synthesis"]
     assert sharp == pytest.approx(3 * (36 + 2))  # three vectors' 6x6 luma phases and chroma bilinears
     assert mac_breakdown(replace(moved, motion_overlap=True, motion_sharp=True), 1080, 1920)["total"] < 2000  # Cool-chic's high preset
+    assert mac_breakdown(replace(moved, motion_overlap=True, motion_sharp=True, bidirectional=True), 1080, 1920)["total"] < 2000

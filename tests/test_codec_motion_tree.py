@@ -155,10 +155,16 @@ def test_large_frames_are_not_tried_as_trees(monkeypatch):
     assert set(searched) == {16}  # neither the 4x4 level nor a tree was searched
 
 
-def test_the_real_presets_take_overlapped_sharp_trees():
-    real = [(PRESETS[name].motion_depth, PRESETS[name].motion_overlap, PRESETS[name].motion_sharp) for name in ("fast", "medium", "full")]
-    assert all(settings == (2, True, True) for settings in real)
-    assert (PRESETS["test"].motion_depth, PRESETS["test"].motion_overlap, PRESETS["test"].motion_sharp) == (0, False, False)
+def test_the_real_presets_take_overlapped_sharp_trees_and_b_frames():
+    def motion_settings(p):
+        return p.motion_depth, p.motion_overlap, p.motion_sharp, p.bidirectional
+
+    assert all(motion_settings(PRESETS[name]) == (2, True, True, True) for name in ("fast", "medium", "full"))
+    assert motion_settings(PRESETS["test"]) == (0, False, False, False)
+    assert with_prediction(PRESETS["fast"], "motion").config.bidirectional  # B-frames where key prediction applies
+    assert not with_prediction(PRESETS["fast"], "motion", key_prediction=False).config.bidirectional
+    assert not with_prediction(PRESETS["fast"], "intra").config.bidirectional
+    assert not with_prediction(PRESETS["fast"], "previous").config.bidirectional  # measured with motion only
 
 
 def test_an_encoded_tree_file_decodes_to_the_encoders_reconstruction(tmp_path):

@@ -64,9 +64,10 @@ DEFAULT_CONFIG = CodecConfig()
 # prediction="motion" in the real presets: quadtree fields (16x16 or 8x8 roots down to 4x4) compensated
 # overlapped, the uniform candidates refined for it: -13.8% BD-rate against uniform, plain fields on
 # Foreman's 30 frames at 1,200 iterations (+0.4-0.9 dB from lambda 2e-3 up, -0.17 dB at 6e-3; docs/codec.md, session 12);
-# with quarter-pixel vectors and 6-tap luma interpolation a further -19.3% (+0.15-1.2 dB at equal rate; session 13).
-# The test preset keeps uniform, plain, half-pixel fields (the tests name what they exercise).
-MEASURED_MOTION = {"motion_depth": 2, "motion_overlap": True, "motion_sharp": True}
+# with quarter-pixel vectors and 6-tap luma interpolation a further -19.3% (+0.15-1.2 dB at equal rate; session 13);
+# with hierarchical B-frames between the key frames a further -18.9% (+0.75-1.3 dB at equal rate; session 14).
+# The test preset keeps uniform, plain, half-pixel fields and P-frames (the tests name what they exercise).
+MEASURED_MOTION = {"motion_depth": 2, "motion_overlap": True, "motion_sharp": True, "bidirectional": True}
 
 PRESETS: dict[str, Preset] = {
     "test": Preset(
@@ -109,7 +110,8 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     With `previous` or `motion`, a key frame comes every `intra_period` frames (None: the preset's;
     0: frame 0 only), intra, or with `key_prediction` (None: the preset's) predicted from the key
     frame before (frame 0 stays intra); with key prediction and `bidirectional` (None: the
-    preset's) the frames between key frames are B-frames (bitstream.frame_references)."""
+    preset's, with `motion` only, where it was measured) the frames between key frames are
+    B-frames (bitstream.frame_references)."""
     from codec_lab.errors import CodecLabError
 
     if prediction not in PREDICTIONS:
@@ -124,7 +126,7 @@ def with_prediction(preset: Preset, prediction: str, intra_period: int | None = 
     keyed = key_prediction if key_prediction is not None else preset.key_prediction and bool(inter) and period > 0
     if bidirectional and not keyed:
         raise CodecLabError("B-frames need key prediction (prediction previous or motion, an intra period above 0)")
-    bi = bidirectional if bidirectional is not None else preset.bidirectional and bool(keyed)
+    bi = bidirectional if bidirectional is not None else preset.bidirectional and bool(keyed) and prediction == "motion"
     block = preset.motion_blocks[0] if prediction == "motion" else 0  # the encoder picks among motion_blocks
     return replace(preset, config=replace(preset.config, inter_synth=inter, motion_block=block, intra_period=period if inter else 0,
                                           key_prediction=bool(keyed), bidirectional=bool(bi)), bidirectional=bool(bi))

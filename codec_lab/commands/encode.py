@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                              "instead of coded intra (default: the preset's, on)")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                         help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted "
-                             "by the mean of the frames before and after it, moved (default: the preset's, off)")
+                             "by the mean of the frames before and after it, moved (default: the preset's; on with motion in fast, medium and full)")
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
                         help="with previous/motion: train the intra frame(s) alone first, then the rest with them frozen "
                              "(default: the preset's, on, for 4x the iterations at lambda / 4)")
