@@ -742,7 +742,7 @@ def reconstruct(cfg: CodecConfig, levels: list[torch.Tensor], synth_params: list
         if refs:
             preds = [predicted_pixels(cfg, ys[r][None].to(torch.float64), torch.stack([us[r], vs[r]])[None].to(torch.float64),
                                       fields.get((t, r))) for r in refs]
-            prev_y, prev_uv = preds[0] if len(preds) == 1 else (bi_mean(preds[0][0], preds[1][0]), bi_mean(preds[0][1], preds[1][1]))
+            prev_y, prev_uv = preds[0] if len(preds) == 1 else tuple(bi_mean(a, b) for a, b in zip(*preds))
             pred_y = decoded_value(prev_y / 255.0)
             pred_uv = decoded_value(prev_uv / 255.0)
             out = synthesis_fixed(cfg, torch.cat([x, prediction_planes(pred_y, pred_uv)], dim=1), inter_params, inter=True)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from codec_lab.codec import entropy
+from codec_lab.codec.model import bi_mean
 from codec_lab.codec.motion import (
     MV_FRAC,
     children,
@@ -327,7 +328,7 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
     mse = 0.0
     for k, (pred, *other) in preds.items():  # a B-frame (listed twice) is predicted by the mean of its two
         if other:
-            pred = np.floor((pred + other[0] + 1.0) * 0.5)
+            pred = bi_mean(torch.from_numpy(pred), torch.from_numpy(other[0])).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
     return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
 

@@ -337,13 +337,11 @@ def _sources(places: list[tuple[int, int]], device) -> Sources:
 def _gather(outputs: list[torch.Tensor], sources: Sources) -> torch.Tensor:
     """The rows `sources` names of the waves' `outputs`, in order (one index_select per wave read:
     no copy of whole earlier waves)."""
-    (wave, dst, src), *rest = sources
-    picked = outputs[wave].index_select(0, src)
-    if dst is None:
-        return picked
-    count = sum(len(s) for _, _, s in sources)
-    out = picked.new_zeros((count, *picked.shape[1:])).index_copy(0, dst, picked)
-    for wave, dst, src in rest:
+    if sources[0][1] is None:  # all from one wave
+        return outputs[sources[0][0]].index_select(0, sources[0][2])
+    shape = outputs[sources[0][0]].shape[1:]
+    out = outputs[0].new_zeros((sum(len(src) for _, _, src in sources), *shape))
+    for wave, dst, src in sources:
         out = out.index_copy(0, dst, outputs[wave].index_select(0, src))
     return out
 
