@@ -18,7 +18,7 @@
 #    are encoded on the CPU meanwhile.
 # Results: OUT/smoke.txt, OUT/speed.txt, OUT/rd/<clip>.json, OUT/rd/summary.md (RD points, BD-rates, MAC/pixel);
 # the encoded files stay in WORK (default /tmp/codec_lab_gpu_rd).
-# Knobs: SWEEP_SECONDS=300 CLIPS=foreman,carphone,mobile,n06 EAGER=0 (1: also time eager training) JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 KEY_PREDICTION=1 INTRA_FIRST=1 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
+# Knobs: SWEEP_SECONDS=300 CLIPS=foreman,carphone,mobile,n06 EAGER=0 (1: also time eager training) TOGETHER_SPEED=1 (0: skip the table of models trained together) JOBS=16 TOGETHER=1 PRESET=full PREDICTION=motion INTRA_PERIOD=8 KEY_PREDICTION=1 INTRA_FIRST=1 PYTEST=1 DEVICE=cuda (DEVICE=cpu: a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-bench-out/gpu}}"
@@ -114,7 +114,9 @@ if [ "$DEVICE" = cuda ]; then
     "$PY" benchmarks/gpu_together.py --sizes 352x288x30,1920x1080x1,1920x1080x4 --counts 1 --eager | tee -a "$OUT/speed.txt" || status=$?
   fi
   "$PY" benchmarks/gpu_together.py --sizes 352x288x30,1920x1080x1,1920x1080x4 --counts 1 | tee -a "$OUT/speed.txt" || status=$?
-  "$PY" benchmarks/gpu_together.py --sizes 176x144x30,352x288x30 --counts 1,4,16 | tee -a "$OUT/speed.txt" || status=$?
+  if [ "${TOGETHER_SPEED:-1}" = 1 ]; then  # TOGETHER_SPEED=0: skip it (about a minute; measured in sessions 6 and 10)
+    "$PY" benchmarks/gpu_together.py --sizes 176x144x30,352x288x30 --counts 1,4,16 | tee -a "$OUT/speed.txt" || status=$?
+  fi
 else
   "$PY" benchmarks/gpu_together.py --device cpu --sizes 352x288x2 --counts 1 | tee -a "$OUT/speed.txt" || status=$?
 fi
