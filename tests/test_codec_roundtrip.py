@@ -15,6 +15,7 @@ from codec_lab.codec.decoder import decode_bytes, decode_file
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import synth_layer_tuples
 from codec_lab.codec.presets import PRESETS, with_prediction
+from codec_lab.errors import CodecLabError
 from tests.conftest import synthetic_clip
 
 torch.set_num_threads(1)
@@ -114,6 +115,21 @@ def test_odd_size_round_trip(tmp_path):
     decoded = decode_file(result.path).clip
     assert decoded.y.shape == (2, 27, 33) and decoded.u.shape == (2, 14, 17)
     assert np.array_equal(decoded.y, result.reconstruction.y) and np.array_equal(decoded.u, result.reconstruction.u)
+
+
+def test_output_folder_is_made_and_a_folder_as_output_fails_before_training(tmp_path, monkeypatch):
+    clip = synthetic_clip(frames=1)
+    result = encode_clip(clip, tmp_path / "new" / "deeper" / "a.clv", lmbda=1e-3, preset=replace(TEST, iterations=2))
+    assert result.path.stat().st_size == len(result.path.read_bytes()) > 0
+
+    from codec_lab.codec import encoder
+
+    def no_training(*_):
+        raise AssertionError("trained before the output was checked")
+
+    monkeypatch.setattr(encoder, "train_together", no_training)
+    with pytest.raises(CodecLabError, match="is a folder: give a file name"):
+        encode_clip(clip, tmp_path / "new", lmbda=1e-3, preset=replace(TEST, iterations=2))
 
 
 def test_lambda_sets_the_rate(tmp_path):

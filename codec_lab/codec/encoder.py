@@ -11,6 +11,7 @@ CPU to exactly the frames the encoder reports.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -240,6 +241,8 @@ def encode_clip_points(
             raise CodecLabError(f"--lmbda must be a positive number, got {lmbda}")
     if clip.width > bitstream.MAX_DIM or clip.height > bitstream.MAX_DIM or clip.num_frames > bitstream.MAX_FRAMES:
         raise CodecLabError(f"clip {clip.width}x{clip.height}x{clip.num_frames} is beyond what the format holds")
+    for out_path, _ in points:
+        _check_output(Path(out_path))
     if device == "cuda" and not torch.cuda.is_available():
         raise CodecLabError("--device cuda asked for, but torch sees no CUDA device")
     dev = torch.device(device)
@@ -273,6 +276,18 @@ def encode_clip_points(
         raise CodecLabError("; ".join(f"lmbda {job.lmbda:g}: {error}" for job, error in failed)
                             + f" ({len(results)} other point(s) written: {', '.join(str(r.path) for r in results) or 'none'})")
     return results
+
+
+def _check_output(out_path: Path) -> None:
+    """Fail before training, not after it: the file's folder is made if missing, and must be writable."""
+    if out_path.is_dir():
+        raise CodecLabError(f"output {out_path} is a folder: give a file name, e.g. {out_path / 'clip.clv'}")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CodecLabError(f"cannot make the output folder {out_path.parent} ({error.strerror}): choose another -o") from error
+    if not os.access(out_path.parent, os.W_OK):
+        raise CodecLabError(f"cannot write in {out_path.parent}: choose another -o")
 
 
 def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int,
