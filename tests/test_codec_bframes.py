@@ -108,6 +108,44 @@ def test_the_motion_choice_weighs_a_b_frame_by_its_mean_prediction():
         assert motion_search.prediction_cost(y, [zero], 8, 1e-3, [1], references=[r]) > both
 
 
+def _strong_and_faint():
+    """Two 48x48 textures, one faint, each moved by its own uniform field, and the mean of the two."""
+    rng = np.random.default_rng(1)
+    strong = rng.integers(0, 256, (48, 48)).astype(np.uint8)
+    faint = rng.integers(112, 144, (48, 48)).astype(np.uint8)
+    moved = [np.full((6, 6, 2), v, np.int64) for v in ((4, -6), (-2, 4))]  # half pixels: whole-pixel moves
+    preds = [motion_search._compensated(ref, field, 8) for ref, field in zip((strong, faint), moved)]
+    return strong, faint, bi_mean(torch.from_numpy(preds[0]), torch.from_numpy(preds[1])).numpy(), moved
+
+
+def test_a_b_frames_two_fields_are_searched_for_their_mean():
+    """A frame that is the mean of two textures, each moved its own way, the second faint: searched
+    alone, the faint one's vectors are lost under the strong one; searched against what the mean
+    needs from it (bi_target), both come out exact and the mean predicts the frame exactly."""
+    strong, faint, cur, moved = _strong_and_faint()
+    alone = [motion_search.estimate_field(ref, cur, 8) for ref in (strong, faint)]
+    joint = motion_search.refine_bidirectional(strong, faint, cur, *alone, 8, motion_search.LAMBDA_SAD, (16, 16))
+
+    def error(fields):
+        p = [motion_search._compensated(ref, field, 8) for ref, field in zip((strong, faint), fields)]
+        return np.abs(bi_mean(torch.from_numpy(p[0]), torch.from_numpy(p[1])).numpy() - cur).sum()
+
+    assert not np.array_equal(alone[1], moved[1]) and error(alone) > 0
+    assert all(np.array_equal(f, m) for f, m in zip(joint, moved)) and error(joint) == 0
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_the_motion_choice_gives_a_b_frame_the_fields_of_its_mean(overlap):
+    """The same frame through choose_motion, uniform 8x8 fields and 8-to-4 quadtrees tried, plain or
+    overlapped (whose refinement and the trees' splits score a B-frame's field by the mean too):
+    the chosen fields predict it exactly."""
+    strong, faint, cur, _ = _strong_and_faint()
+    y = np.stack([strong, cur.astype(np.uint8), faint])
+    (block, depth), fields = motion_search.choose_motion(y, (8,), 1e-3, [1, 1], references=[0, 2], split_depth=1, overlap=overlap)
+    preds = [motion_search._compensated(y[r], f, block, overlap, depth) for r, f in zip((0, 2), fields)]
+    assert np.array_equal(bi_mean(torch.from_numpy(preds[0]), torch.from_numpy(preds[1])).numpy(), cur)
+
+
 def test_a_b_frame_costs_two_compensations():
     plain = with_prediction(PRESETS["fast"], "motion").config
     plain = replace(plain, motion_overlap=True, motion_sharp=True, bidirectional=False)
