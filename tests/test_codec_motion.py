@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec_lab.codec import bitstream, entropy, motion
+from codec_lab.codec import bitstream, entropy, motion, motion_search
 from codec_lab.codec.decoder import decode_bytes
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import (
@@ -161,6 +161,22 @@ def test_block_size_follows_the_rate_trade_off():
     assert small == (8, 0) and np.array_equal(fields[0], 2 * moves)
     large, _ = choose_motion(y, (8, 16), 100.0, [1])  # bits dear: the field with fewer vectors
     assert large == (16, 0)
+
+
+def test_each_frame_gets_the_smoothness_that_suits_it():
+    """Two predicted frames, each moved its own way, and two candidate sets of fields (two
+    smoothness values), each exact for one frame and still for the other: the choice takes each
+    frame's exact field, which costs less than either set."""
+    rng = np.random.default_rng(6)
+    ref = rng.integers(0, 256, (32, 32)).astype(np.uint8)
+    exact = [np.full((4, 4, 2), v, np.int64) for v in ((2, 4), (-4, 2))]  # half pixels: whole-pixel moves
+    y = np.stack([ref] + [motion_search._compensated(ref, f, 8).astype(np.uint8) for f in exact])
+    still = np.zeros((4, 4, 2), np.int64)
+    per_smoothness = [[exact[0], still], [still, exact[1]]]
+    chosen = motion_search.per_frame_smoothness(y, per_smoothness, 8, 1e-3, [1, 2], references=[0, 0])
+    assert all(np.array_equal(c, e) for c, e in zip(chosen, exact))
+    cost = [motion_search.prediction_cost(y, fields, 8, 1e-3, [1, 2], references=[0, 0]) for fields in (chosen, *per_smoothness)]
+    assert cost[0] < min(cost[1:])
 
 
 def test_fields_round_trip_through_the_motion_section():

@@ -40,7 +40,8 @@ SEARCH_RANGE = 16  # luma pixels, between neighbouring frames
 FAR_SEARCH_RANGE = 28  # ... and between frames further apart (key prediction); under WHOLE_LIMIT (large frames: +-31 for both)
 LAMBDA_SAD = 16.0  # SAD (8-bit levels summed over a block) per estimated bit of a vector difference
 # The smoothness candidates (LAMBDA_SAD values) choose_motion weighs, with the block sizes, by the
-# codec's lambda: Foreman QCIF 16x16, 48 instead of 16: 36% fewer motion bytes for 0.07 dB of prediction.
+# codec's lambda, frame by frame (per_frame_smoothness): Foreman QCIF 16x16, 48 instead of 16: 36%
+# fewer motion bytes for 0.07 dB of prediction.
 SMOOTHNESS = (16.0, 48.0)
 # The share of a prediction error that prediction_cost counts as distortion: the inter latents
 # correct the rest, at a price below lambda x its MSE. Foreman 30 frames, lambda 2e-3: at 1 (the
@@ -517,8 +518,26 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
             candidates.append(((block >> depth, depth), quadtree_fields(y, block, depth, frames, searched, references, smoothness, sharp)))
     best = None
     for (block, depth), per_smoothness in candidates:
-        for fields in per_smoothness:
-            cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap, sharp)
-            if best is None or cost < best[0]:
-                best = (cost, (block, depth), fields)
+        fields = per_frame_smoothness(y, per_smoothness, block, lmbda, frames, references, depth, overlap, sharp)
+        cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap, sharp)
+        if best is None or cost < best[0]:
+            best = (cost, (block, depth), fields)
     return best[1], best[2]
+
+
+def per_frame_smoothness(y: np.ndarray, per_smoothness: list[list[np.ndarray]], block: int, lmbda: float, frames: list[int],
+                         references: list[int] | None = None, depth: int = 0, overlap: bool = False,
+                         sharp: bool = False) -> list[np.ndarray]:
+    """Of one layout's fields at each smoothness, each frame's (a B-frame's two together: they were
+    searched for each other) at the smoothness of its least prediction_cost, which sums over the
+    frames: anchors far from their reference want finer fields than the B-frames between them."""
+    refs = _references(frames, references)
+    chosen = list(per_smoothness[0])
+    for t in dict.fromkeys(frames):
+        group = [n for n, k in enumerate(frames) if k == t]
+        costs = [prediction_cost(y, [fields[n] for n in group], block, lmbda, [t] * len(group), [refs[n] for n in group], depth, overlap, sharp)
+                 for fields in per_smoothness]
+        best = per_smoothness[int(np.argmin(costs))]
+        for n in group:
+            chosen[n] = best[n]
+    return chosen
