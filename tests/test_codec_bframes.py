@@ -146,6 +146,17 @@ def test_the_motion_choice_gives_a_b_frame_the_fields_of_its_mean(overlap):
     assert np.array_equal(bi_mean(torch.from_numpy(preds[0]), torch.from_numpy(preds[1])).numpy(), cur)
 
 
+def test_the_overlapped_refinement_keeps_the_fields_that_make_the_mean():
+    """Refined for the overlapped prediction each on its own, the faint field would drift to what
+    predicts the frame alone; refined for the mean with the other's prediction, the exact pair stays."""
+    strong, faint, cur, moved = _strong_and_faint()
+    y = np.stack([strong, cur.astype(np.uint8), faint])
+    refined = motion_search.overlapped_motion(y, 8, [1, 1], [moved], references=[0, 2], lams=(motion_search.LAMBDA_SAD,))[0]
+    assert all(np.array_equal(r, m) for r, m in zip(refined, moved))
+    alone = motion_search.overlapped_motion(y, 8, [1], [[moved[1]]], references=[2], lams=(motion_search.LAMBDA_SAD,))[0][0]
+    assert not np.array_equal(alone, moved[1])
+
+
 def test_a_b_frame_costs_two_compensations():
     plain = with_prediction(PRESETS["fast"], "motion").config
     plain = replace(plain, motion_overlap=True, motion_sharp=True, bidirectional=False)

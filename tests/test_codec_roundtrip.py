@@ -12,7 +12,7 @@ import torch
 
 from codec_lab.codec import bitstream
 from codec_lab.codec.decoder import decode_bytes, decode_file
-from codec_lab.codec.encoder import encode_clip
+from codec_lab.codec.encoder import encode_clip, encode_clip_points
 from codec_lab.codec.model import synth_layer_tuples
 from codec_lab.codec.presets import PRESETS, with_prediction
 from codec_lab.errors import CodecLabError
@@ -130,6 +130,8 @@ def test_output_folder_is_made_and_a_folder_as_output_fails_before_training(tmp_
     monkeypatch.setattr(encoder, "train_together", no_training)
     with pytest.raises(CodecLabError, match="is a folder: give a file name"):
         encode_clip(clip, tmp_path / "new", lmbda=1e-3, preset=replace(TEST, iterations=2))
+    with pytest.raises(CodecLabError, match="two RD points would write the same file"):
+        encode_clip_points(clip, [(tmp_path / "b.clv", 1e-3), (tmp_path / "x" / ".." / "b.clv", 2e-3)], preset=replace(TEST, iterations=2))
 
 
 def test_lambda_sets_the_rate(tmp_path):

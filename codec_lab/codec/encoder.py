@@ -241,10 +241,13 @@ def encode_clip_points(
             raise CodecLabError(f"--lmbda must be a positive number, got {lmbda}")
     if clip.width > bitstream.MAX_DIM or clip.height > bitstream.MAX_DIM or clip.num_frames > bitstream.MAX_FRAMES:
         raise CodecLabError(f"clip {clip.width}x{clip.height}x{clip.num_frames} is beyond what the format holds")
-    for out_path, _ in points:
-        _check_output(Path(out_path))
     if device == "cuda" and not torch.cuda.is_available():
         raise CodecLabError("--device cuda asked for, but torch sees no CUDA device")
+    outputs = [Path(out_path) for out_path, _ in points]
+    if len({path.resolve() for path in outputs}) < len(outputs):
+        raise CodecLabError(f"two RD points would write the same file: {', '.join(map(str, outputs))}")
+    for path in outputs:
+        _check_output(path)
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -286,8 +289,8 @@ def _check_output(out_path: Path) -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CodecLabError(f"cannot make the output folder {out_path.parent} ({error.strerror}): choose another -o") from error
-    if not os.access(out_path.parent, os.W_OK):
-        raise CodecLabError(f"cannot write in {out_path.parent}: choose another -o")
+    if not os.access(out_path.parent, os.W_OK) or (out_path.exists() and not os.access(out_path, os.W_OK)):
+        raise CodecLabError(f"cannot write {out_path}: choose another -o")
 
 
 def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, preset: Preset, dev: torch.device, seed: int,

@@ -207,7 +207,8 @@ def bi_partners(frames: list[int]) -> dict[int, int]:
 def bi_target(cur: np.ndarray, other: np.ndarray) -> np.ndarray:
     """What one of a B-frame's two predictions should be for their mean (model.bi_mean) to be `cur`,
     given the other: 2 cur - other. Its SAD is twice the mean's, so a search against it weighs the
-    vectors' bits at twice the smoothness to trade as a P-frame's search does."""
+    vectors' bits at twice the smoothness to trade as a P-frame's search does (twice up to the
+    mean's rounding: within a level a sample)."""
     return 2.0 * cur.astype(np.float64) - other
 
 
@@ -223,13 +224,25 @@ def refine_bidirectional(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, fi
                          rounds: int = BI_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
     """A B-frame's two fields, each searched alone on its reference, searched again in turn for the
     mean of the two predictions: the first against bi_target of the second's prediction, then the
-    second against the first's new one (`searches`: each one's range)."""
+    second against the first's new one (`searches`: each one's range). The pair of least mean SAD
+    + lam x the fields' bits is kept: the one searched alone if the joint search found no better."""
+    best, best_cost = (field0, field1), _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp)
     for _ in range(rounds):
         field0 = estimate_fields(ref0, bi_target(cur, _compensated(ref1, field1, block, sharp=sharp)), block,
                                  search=searches[0], lams=(2 * lam,), sharp=sharp)[0]
         field1 = estimate_fields(ref1, bi_target(cur, _compensated(ref0, field0, block, sharp=sharp)), block,
                                  search=searches[1], lams=(2 * lam,), sharp=sharp)[0]
-    return field0, field1
+        cost = _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp)
+        if cost < best_cost:
+            best, best_cost = (field0, field1), cost
+    return best
+
+
+def _bi_cost(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, field0: np.ndarray, field1: np.ndarray, block: int,
+             lam: float, sharp: bool) -> float:
+    """SAD of a B-frame's mean prediction (uniform fields, plain compensation) + lam x the fields' coded bits."""
+    mean = bi_mean(torch.from_numpy(_compensated(ref0, field0, block, sharp=sharp)), torch.from_numpy(_compensated(ref1, field1, block, sharp=sharp)))
+    return float(np.abs(mean.numpy() - cur).sum()) + lam * field_bits([field0, field1])
 
 
 def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: list[int] | None = None,
@@ -468,19 +481,24 @@ def quadtree_fields(y: np.ndarray, root: int, depth: int, frames: list[int], sea
     partners = bi_partners(frames)
     out = []
     for k, lam in enumerate(smoothness):
-        fields = []
-        for n, (t, r) in enumerate(zip(frames, refs)):
+
+        def tree(n: int, target: np.ndarray, lam: float) -> np.ndarray:
             levels = [searched[block][k][n] for block in sizes]
-            h, w = y[t].shape
-            if n in partners:  # a B-frame's: scored for the mean with its other field at the same level
-                m = partners[n]
-                targets = [bi_target(y[t], _compensated(y[refs[m]], searched[block][k][m], block, sharp=sharp)) for block in sizes]
-            else:
-                targets = [y[t].astype(np.float64)] * len(sizes)
-            sads = [_block_sad(_compensated(y[r], level, block, sharp=sharp), target, block, *grid(h, w, block))
-                    for level, block, target in zip(levels, sizes, targets)]
-            fields.append(quadtree_field(levels, sads, 2 * lam if n in partners else lam))
-        out.append(fields)
+            sads = [_block_sad(_compensated(y[refs[n]], level, block, sharp=sharp), target, block, *grid(*target.shape, block))
+                    for level, block in zip(levels, sizes)]
+            return quadtree_field(levels, sads, lam)
+
+        fields: dict[int, np.ndarray] = {}
+        for n, t in enumerate(frames):
+            if n not in partners:
+                fields[n] = tree(n, y[t].astype(np.float64), lam)
+            elif n < partners[n]:  # a B-frame's two trees, each scored at every level against one prediction of the other:
+                m = partners[n]    # the first against the other's finest uniform field, the second against the first's tree
+                finest = _compensated(y[refs[m]], searched[sizes[-1]][k][m], sizes[-1], sharp=sharp)
+                fields[n] = tree(n, bi_target(y[t], finest), 2 * lam)
+                first = _compensated(y[refs[n]], fields[n], sizes[-1], depth=depth, sharp=sharp)
+                fields[m] = tree(m, bi_target(y[t], first), 2 * lam)
+        out.append([fields[n] for n in range(len(frames))])
     searched[(root, depth)] = out
     return out
 
@@ -494,7 +512,8 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
     cost fewer bits, and so does a smoother field, which matters more the lower the rate (the
     larger lmbda). With `split_depth`, each of `blocks` is also tried as the root of quadtrees that
     split down to split_depth levels (not below MIN_BLOCK), which spend small blocks only where
-    they pay (frames up to COARSE_PIXELS: on larger ones their search costs minutes a frame). searched: the uniform fields of earlier calls on the same `y`, `frames`,
+    they pay (frames up to COARSE_PIXELS: on larger ones their search costs minutes a frame). Within
+    a layout each frame takes its own smoothness (per_frame_smoothness). searched: the uniform fields of earlier calls on the same `y`, `frames`,
     `references` (default: each frame's previous one) and `smoothness`, by block size (and the
     trees by (root, depth)), which it fills (neither depends on lmbda). overlap: the fields are
     weighed under overlapped compensation, the uniform ones refined for it (`overlapped_motion`,
