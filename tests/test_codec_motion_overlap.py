@@ -209,7 +209,8 @@ def test_choose_motion_weighs_the_fields_overlapped(monkeypatch):
     searched = {}
     (block, depth), fields = choose_motion(y, (8,), 1e-3, [1, 2], searched, overlap=True, smoothness=(16.0,))
     assert seen and all(seen)
-    assert (block, depth) == (8, 0) and fields is searched[("overlapped", 8)][0]  # the refined fields
+    refined = searched[("overlapped", 8)][0]
+    assert (block, depth) == (8, 0) and len(fields) == len(refined) and all(f is r for f, r in zip(fields, refined))  # the refined fields
 
 
 def _pan_with_a_moving_object(frames: int = 3):
