@@ -174,10 +174,10 @@ def test_each_frame_gets_the_smoothness_that_suits_it():
     y = np.stack([ref] + [motion_search._compensated(ref, f, 8).astype(np.uint8) for f in exact])
     still = np.zeros((4, 4, 2), np.int64)
     per_smoothness = [[exact[0], still], [still, exact[1]]]
-    chosen = motion_search.per_frame_smoothness(y, per_smoothness, 8, 1e-3, [1, 2], references=[0, 0])
+    chosen, total = motion_search.per_frame_smoothness(y, per_smoothness, 8, 1e-3, [1, 2], references=[0, 0])
     assert all(np.array_equal(c, e) for c, e in zip(chosen, exact))
     cost = [motion_search.prediction_cost(y, fields, 8, 1e-3, [1, 2], references=[0, 0]) for fields in (chosen, *per_smoothness)]
-    assert cost[0] < min(cost[1:])
+    assert total == pytest.approx(cost[0], rel=1e-12) and cost[0] < min(cost[1:])
 
 
 def test_fields_round_trip_through_the_motion_section():

@@ -207,15 +207,15 @@ def bi_partners(frames: list[int]) -> dict[int, int]:
 def bi_target(cur: np.ndarray, other: np.ndarray) -> np.ndarray:
     """What one of a B-frame's two predictions should be for their mean (model.bi_mean) to be `cur`,
     given the other: 2 cur - other. Its SAD is twice the mean's, so a search against it weighs the
-    vectors' bits at twice the smoothness to trade as a P-frame's search does (twice up to the
-    mean's rounding: within a level a sample)."""
+    vectors' bits at twice the smoothness to trade as a P-frame's search does (twice but for the
+    mean's rounding: at most a level a sample)."""
     return 2.0 * cur.astype(np.float64) - other
 
 
 # Joint passes over a B-frame's two fields (each searched again against bi_target of the other's
-# prediction). Foreman QCIF, 30 frames (25 B-frames), one pass: the motion choice's cost falls 3-6.5%
-# at lambdas 6e-4 to 6e-3; at 6e-4 the same B prediction (39.2 dB PSNR-Y from the sources) for 19%
-# fewer vector bytes; the search takes ~1.7x as long (docs/codec.md, session 15).
+# prediction). Foreman QCIF, 30 frames (25 B-frames), one pass: alone, the motion choice's cost falls
+# 3-6.5% at lambdas 6e-4 to 6e-3 (at 6e-4 the same B prediction for 19% fewer vector bytes); with
+# the smoothness per frame 3.1-8.4%; the search takes ~1.8x as long (docs/codec.md, session 15).
 BI_ROUNDS = 1
 
 
@@ -537,8 +537,7 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
             candidates.append(((block >> depth, depth), quadtree_fields(y, block, depth, frames, searched, references, smoothness, sharp)))
     best = None
     for (block, depth), per_smoothness in candidates:
-        fields = per_frame_smoothness(y, per_smoothness, block, lmbda, frames, references, depth, overlap, sharp)
-        cost = prediction_cost(y, fields, block, lmbda, frames, references, depth, overlap, sharp)
+        fields, cost = per_frame_smoothness(y, per_smoothness, block, lmbda, frames, references, depth, overlap, sharp)
         if best is None or cost < best[0]:
             best = (cost, (block, depth), fields)
     return best[1], best[2]
@@ -546,17 +545,19 @@ def choose_motion(y: np.ndarray, blocks: tuple[int, ...], lmbda: float, frames: 
 
 def per_frame_smoothness(y: np.ndarray, per_smoothness: list[list[np.ndarray]], block: int, lmbda: float, frames: list[int],
                          references: list[int] | None = None, depth: int = 0, overlap: bool = False,
-                         sharp: bool = False) -> list[np.ndarray]:
+                         sharp: bool = False) -> tuple[list[np.ndarray], float]:
     """Of one layout's fields at each smoothness, each frame's (a B-frame's two together: they were
-    searched for each other) at the smoothness of its least prediction_cost, which sums over the
-    frames: anchors far from their reference want finer fields than the B-frames between them."""
+    searched for each other) at the smoothness of its least prediction_cost, and the fields' cost,
+    the sum of the frames' (prediction_cost sums over frames): anchors far from their reference
+    want finer fields than the B-frames between them."""
     refs = _references(frames, references)
-    chosen = list(per_smoothness[0])
+    chosen, total = list(per_smoothness[0]), 0.0
     for t in dict.fromkeys(frames):
         group = [n for n, k in enumerate(frames) if k == t]
         costs = [prediction_cost(y, [fields[n] for n in group], block, lmbda, [t] * len(group), [refs[n] for n in group], depth, overlap, sharp)
                  for fields in per_smoothness]
-        best = per_smoothness[int(np.argmin(costs))]
+        k = int(np.argmin(costs))
+        total += costs[k]
         for n in group:
-            chosen[n] = best[n]
-    return chosen
+            chosen[n] = per_smoothness[k][n]
+    return chosen, total
