@@ -45,6 +45,7 @@ from codec_lab.codec.training import (
     train_together,
 )
 from codec_lab.errors import CodecLabError
+from codec_lab.files import write_bytes_atomic
 from codec_lab.video.frames import Clip
 
 SYNTH_SHIFTS = (6, 7, 8, 9, 10, 11)
@@ -389,7 +390,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
     )
     motion_section = motion.encode_fields(fields, cfg.motion_depth) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)
-    job.out_path.write_bytes(data)
+    write_bytes_atomic(job.out_path, data)  # a crash mid-write leaves no half file
     y8, u8, v8 = reconstruct(cfg, levels, synth_steps.dequantize(synth_ints), frames, height, width,
                              inter_steps.dequantize(inter_ints), fields)
     recon = Clip(y8, u8, v8, clip.fps).cropped(clip.height, clip.width)
