@@ -58,10 +58,11 @@ def motion_as_tree(data: bytes, depth: int) -> bytes:
     header = parsed.header
     assert header.motion_block >> depth >= 4 and not header.motion_depth
     cfg = config_from_header(header)
-    count = len(cfg.predictions(header.frames))
-    fields = motion.decode_fields(parsed.motion, count, motion.grid(*header.padded_size, header.motion_block))
+    predictions = cfg.predictions(header.frames)
+    fields = motion.decode_fields(parsed.motion, len(predictions), motion.grid(*header.padded_size, header.motion_block),
+                                  predictions=motion.readable_predictions(predictions, parsed.version))
     fine = header.motion_block >> depth
     by, bx = motion.grid(*header.padded_size, fine)
     fields = [np.repeat(np.repeat(f, 1 << depth, 0), 1 << depth, 1)[:by, :bx] for f in fields]
     tree = replace(header, motion_block=fine, motion_depth=depth)
-    return bitstream.write_file(tree, parsed.weights, parsed.latents, motion.encode_fields(fields, depth))
+    return bitstream.write_file(tree, parsed.weights, parsed.latents, motion.encode_fields(fields, depth, predictions))

@@ -185,7 +185,7 @@ def test_a_b_frame_file_decodes_to_the_encoders_frames_in_another_process(b_file
     result, path = b_file
     data = path.read_bytes()
     parsed = bitstream.parse_file(data)
-    assert parsed.version == bitstream.VERSION == 10 and parsed.header.bidirectional and result.config.bidirectional
+    assert parsed.version == bitstream.VERSION == 11 and parsed.header.bidirectional and result.config.bidirectional
     out = tmp_path / "recon.y4m"
     subprocess.run([sys.executable, "-m", "codec_lab.cli", "decode", str(path), "-o", str(out)], check=True, capture_output=True)
     decoded = read_clip(out)

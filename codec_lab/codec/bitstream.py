@@ -40,7 +40,8 @@ Layout (all integers big-endian):
                   then ARM; a tensor's values are integers x 2**(c - its network's shift)
     ...     4+M   [version 3] motion section: length u32, then (with a motion block size)
                   the predictions' motion fields, a P-frame's one, a B-frame's two (see
-                  `motion.py`); empty otherwise
+                  `motion.py`; [version 11] a B-frame's second field may be coded on its
+                  first mirrored, `motion.MODES`); empty otherwise
     ...     4+L   latents section: length u32, then constriction range-coder words (u32 little-endian)
     end-4   4     CRC-32 of every byte before it
 
@@ -63,8 +64,8 @@ import numpy as np
 from codec_lab.errors import BitstreamError
 
 MAGIC = b"CLVF"
-VERSION = 10
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+VERSION = 11
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 STRATEGIES = {1: "semantic_latent"}
 STRATEGY_IDS = {v: k for k, v in STRATEGIES.items()}
 SUFFIX = ".clv"

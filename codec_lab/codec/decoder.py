@@ -64,7 +64,8 @@ def decode_bytes(data: bytes, *, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
     fields = None
     predictions = cfg.predictions(header.frames)
     if cfg.motion_block and predictions:
-        fields = motion.decode_fields(parsed.motion, len(predictions), motion.grid(height, width, cfg.motion_block), depth=cfg.motion_depth)
+        fields = motion.decode_fields(parsed.motion, len(predictions), motion.grid(height, width, cfg.motion_block), depth=cfg.motion_depth,
+                                      predictions=motion.readable_predictions(predictions, parsed.version))
     with torch.no_grad():
         levels = code_latents(cfg, shapes, arm_params, entropy.LatentDecoder(parsed.latents), slice_bits=slice_bits)
         y, u, v = reconstruct(cfg, levels, synth_params, header.frames, height, width, inter_params, fields)

@@ -388,7 +388,7 @@ def _finish(clip: Clip, job: _Job, trained: Trained, steps: tuple[WeightSteps, W
         synth_layer_tuples(cfg, inter=True), cfg.inter_shift, cfg.motion_block, cfg.intra_period, cfg.arm_context,
         cfg.key_prediction, cfg.motion_depth, cfg.motion_overlap, cfg.motion_sharp, cfg.bidirectional,
     )
-    motion_section = motion.encode_fields(fields, cfg.motion_depth) if fields else b""
+    motion_section = motion.encode_fields(fields, cfg.motion_depth, cfg.predictions(frames)) if fields else b""
     data = bitstream.write_file(header, weights, latents, motion_section)
     write_bytes_atomic(job.out_path, data)  # a crash mid-write leaves no half file
     y8, u8, v8 = reconstruct(cfg, levels, synth_steps.dequantize(synth_ints), frames, height, width,

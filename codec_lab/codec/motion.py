@@ -45,7 +45,10 @@ each parent's four in Z order), each depth under a binary table
 in raster order, depth first, Z order inside). Each vector is coded as its
 difference from the median of its left, top and top-right neighbours (H.264's
 predictor; the top-right one only if already coded, else the top-left) under the
-Laplace table of its frame's scale (`entropy.frequency_tables`).
+Laplace table of its frame's scale (`entropy.frequency_tables`). Since format
+version 11 a B-frame's second field may be coded on its first *mirrored* (mode 1,
+held in its y scale id byte as id + NS x mode): the predictor then works on each
+cell's offset from that base (`mirrored`), and the encoder picks the cheaper mode.
 Estimation lives with the encoder (`motion_search`); nothing here trains.
 """
 
@@ -416,9 +419,12 @@ def leaf_predictor(rows: list[list], known: np.ndarray, i: int, j: int, size: in
     return _median3(left[0], top[0], corner[0]), _median3(left[1], top[1], corner[1])
 
 
-def _leaf_differences(field: np.ndarray, leaves: list[Node]) -> np.ndarray:
-    """The leaves' vectors (n, 2) minus their predictors, in coding order."""
-    rows = [[tuple(v) for v in row] for row in field.tolist()]
+def _leaf_differences(field: np.ndarray, leaves: list[Node], base: np.ndarray | None = None) -> np.ndarray:
+    """The leaves' vectors (n, 2) minus their predictors, in coding order. With a `base` field
+    (a B-frame's mirrored first field, `mirrored`) the predictor works on the cells' field - base
+    and is added to base at the leaf."""
+    rel = field.astype(np.int64) - (0 if base is None else base)
+    rows = [[tuple(v) for v in row] for row in rel.tolist()]
     known = np.zeros(field.shape[:2], bool)
     out = np.empty((len(leaves), 2), np.int64)
     for n, (i, j, size) in enumerate(leaves):
@@ -428,29 +434,65 @@ def _leaf_differences(field: np.ndarray, leaves: list[Node]) -> np.ndarray:
     return out
 
 
-def _undo_leaf_differences(diffs: np.ndarray, leaves: list[Node], blocks: tuple[int, int]) -> np.ndarray:
+def _undo_leaf_differences(diffs: np.ndarray, leaves: list[Node], blocks: tuple[int, int],
+                           base: np.ndarray | None = None) -> np.ndarray:
     by, bx = blocks
-    rows: list[list] = [[(0, 0)] * bx for _ in range(by)]
+    base_rows = np.zeros((by, bx, 2), np.int64).tolist() if base is None else base.tolist()
+    rows: list[list] = [[(0, 0)] * bx for _ in range(by)]  # field - base, cell by cell
+    out = np.zeros((by, bx, 2), np.int64)
     known = np.zeros(blocks, bool)
     for (dy, dx), (i, j, size) in zip(diffs.tolist(), leaves):
         py, px = leaf_predictor(rows, known, i, j, size)
-        vy, vx = py + dy, px + dx
+        by0, bx0 = base_rows[i][j]
+        vy, vx = by0 + py + dy, bx0 + px + dx
         if abs(vy) > MV_MAX or abs(vx) > MV_MAX:
             raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} vector units: the file is damaged")
-        for r in range(i, min(i + size, by)):
-            rows[r][j:min(j + size, bx)] = [(vy, vx)] * (min(j + size, bx) - j)
+        i1, j1 = min(i + size, by), min(j + size, bx)
+        out[i:i1, j:j1] = vy, vx
+        for r in range(i, i1):
+            rows[r][j:j1] = [(vy - cy, vx - cx) for cy, cx in base_rows[r][j:j1]]
         known[i:i + size, j:j + size] = True
-    return np.array(rows, np.int64).reshape(by, bx, 2)
+    return out
 
 
-def coded_form(field: np.ndarray, depth: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+MIRROR_VERSION = 11  # the first format version whose B-frames' second fields may be coded on their first
+MODES = 2  # [version 11] a field's vectors predicted from its neighbours alone (0) or, a B-frame's second field, on its first mirrored (1)
+
+
+def mirrored(field: np.ndarray, t: int, r0: int, r1: int) -> np.ndarray:
+    """The field of frame t from r0 carried to reference r1 as linear motion would: each vector
+    times (t - r1) / (t - r0), rounded half up (a B-frame between equally far references: -field)."""
+    num, den = t - r1, t - r0
+    if den < 0:
+        num, den = -num, -den
+    return np.clip(np.floor_divide(2 * field.astype(np.int64) * num + den, 2 * den), -MV_MAX, MV_MAX)
+
+
+def readable_predictions(predictions: list[tuple[int, int]], version: int) -> list[tuple[int, int]] | None:
+    """What decode_fields may use of a file's predictions: before MIRROR_VERSION no field has a base."""
+    return predictions if version >= MIRROR_VERSION else None
+
+
+def mirror_bases(fields: list[np.ndarray], predictions: list[tuple[int, int]] | None) -> list[np.ndarray | None]:
+    """Per field, the base its vectors may be coded on: for a B-frame's second field (its frame
+    the field before's, in CodecConfig.predictions' order) the first mirrored; None for the others."""
+    out: list[np.ndarray | None] = [None] * len(fields)
+    for n in range(1, len(fields) if predictions else 0):
+        (t0, r0), (t1, r1) = predictions[n - 1], predictions[n]
+        if t0 == t1:
+            out[n] = mirrored(fields[n - 1], t1, r0, r1)
+    return out
+
+
+def coded_form(field: np.ndarray, depth: int = 0, base: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """What the motion section holds for one field: its split flags by depth and its vector
-    differences (n, 2) in coding order (with depth 0: no flags, every block in raster order)."""
+    differences (n, 2) in coding order (with depth 0: no flags, every block in raster order),
+    predicted on `base` if given (mode 1)."""
     field = field.astype(np.int64)
     if depth == 0:
-        return [], differences(field).reshape(-1, 2)
+        return [], differences(field - (0 if base is None else base)).reshape(-1, 2)
     flags, leaves = tree(field.shape[:2], depth, canonical_split(field))
-    return flags, _leaf_differences(field, leaves)
+    return flags, _leaf_differences(field, leaves, base)
 
 
 def difference_bits(diffs: np.ndarray, scale_id: int) -> float:
@@ -464,43 +506,81 @@ def _scale_ids(diffs: np.ndarray) -> list[int]:
     return [min(range(entropy.NS), key=lambda s: difference_bits(diffs[:, c], s)) for c in (0, 1)]
 
 
-def field_bits(fields: list[np.ndarray], depth: int = 0) -> float:
-    """Ideal size in bits of the motion section of these fields (the range coder adds at most a word)."""
-    total = 0.0
-    for field in fields:
-        flags, diffs = coded_form(field, depth)
-        total += 8 * (2 + depth) + sum(difference_bits(diffs[:, c], s) for c, s in enumerate(_scale_ids(diffs)))
-        total += sum(entropy.flag_bits(entropy.best_flag_step(f), f) for f in flags)
-    return total
+@dataclass
+class _Coded:
+    """One field as the motion section codes it."""
+
+    mode: int
+    flags: list[np.ndarray]
+    diffs: np.ndarray
+    scale_ids: list[int]
+    bits: float  # ideal size: id bytes, flags, vectors
+
+    @property
+    def ids(self) -> list[int]:
+        return [self.scale_ids[0] + entropy.NS * self.mode, self.scale_ids[1]]
 
 
-def encode_fields(fields: list[np.ndarray], depth: int = 0) -> bytes:
+def _code_field(field: np.ndarray, depth: int, base: np.ndarray | None) -> _Coded:
+    """The field's cheaper mode: on its neighbours alone, or (with a base) on the base too, which
+    is tried only when every vector's offset from the base and every difference stays codable."""
+    field = field.astype(np.int64)
+    flags, diffs = coded_form(field, depth)
+    forms = [(0, diffs)]
+    if base is not None and np.abs(field - base).max(initial=0) <= MV_MAX:
+        _, on_base = coded_form(field, depth, base)
+        if np.abs(on_base).max(initial=0) <= entropy.RMAX:
+            forms.append((1, on_base))
+    flag_bits = 8 * (2 + depth) + sum(entropy.flag_bits(entropy.best_flag_step(f), f) for f in flags)
+    best = None
+    for mode, d in forms:
+        ids = _scale_ids(d)
+        bits = flag_bits + sum(difference_bits(d[:, c], s) for c, s in enumerate(ids))
+        if best is None or bits < best.bits:
+            best = _Coded(mode, flags, d, ids, bits)
+    return best
+
+
+def cheaper_base(field: np.ndarray, base: np.ndarray, depth: int = 0) -> np.ndarray | None:
+    """`base` if the field codes in fewer bits on it (mode 1) than on its neighbours alone, else None."""
+    return base if _code_field(field, depth, base).mode else None
+
+
+def field_bits(fields: list[np.ndarray], depth: int = 0, predictions: list[tuple[int, int]] | None = None) -> float:
+    """Ideal size in bits of the motion section of these fields (the range coder adds at most a word);
+    with their `predictions` ((frame, reference) each), B-frames' second fields may be coded on their first."""
+    return sum(_code_field(f, depth, b).bits for f, b in zip(fields, mirror_bases(fields, predictions)))
+
+
+def encode_fields(fields: list[np.ndarray], depth: int = 0, predictions: list[tuple[int, int]] | None = None) -> bytes:
     """The motion section for the predictions' fields (a P-frame's one, a B-frame's two; each (by, bx, 2) smallest blocks, |component|
-    <= MV_MAX; quadtrees of `depth` levels under roots 2**depth blocks a side)."""
+    <= MV_MAX; quadtrees of `depth` levels under roots 2**depth blocks a side). With `predictions`
+    ((frame, reference) per field, version 11) a B-frame's second field is coded on its first
+    mirrored where that is cheaper."""
     for field in fields:
         if np.abs(field).max(initial=0) > MV_MAX:
             raise ValueError(f"motion vectors must stay within +-{MV_MAX} vector units")
     coder = entropy.LatentEncoder()
     ids = bytearray()
-    for field in fields:
-        flags, diffs = coded_form(field, depth)
-        if np.abs(diffs).max(initial=0) > entropy.RMAX:
+    for field, base in zip(fields, mirror_bases(fields, predictions)):
+        coded = _code_field(field, depth, base)
+        if np.abs(coded.diffs).max(initial=0) > entropy.RMAX:
             raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} vector units")
-        scale_ids = _scale_ids(diffs)
-        steps = [entropy.best_flag_step(f) for f in flags] + [1] * (depth - len(flags))  # a depth no block reached: any id
-        ids += bytes(scale_ids + steps)
-        for k, f in zip(steps, flags):
+        steps = [entropy.best_flag_step(f) for f in coded.flags] + [1] * (depth - len(coded.flags))  # a depth no block reached: any id
+        ids += bytes(coded.ids + steps)
+        for k, f in zip(steps, coded.flags):
             coder.code_flags(k, f)
-        tid = (_MEAN_TABLE * entropy.NS + np.array(scale_ids))[None, :].repeat(len(diffs), 0).reshape(-1)
-        coder.code(tid, diffs.reshape(-1) + entropy.RMAX)
+        tid = (_MEAN_TABLE * entropy.NS + np.array(coded.scale_ids))[None, :].repeat(len(coded.diffs), 0).reshape(-1)
+        coder.code(tid, coded.diffs.reshape(-1) + entropy.RMAX)
     return bytes(ids) + coder.finish()
 
 
 def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: list[float] | None = None,
-                  depth: int = 0) -> list[np.ndarray]:
+                  depth: int = 0, predictions: list[tuple[int, int]] | None = None) -> list[np.ndarray]:
     """The `count` fields of `blocks` = (by, bx) smallest blocks each from a motion section (quadtrees
-    of `depth` levels); BitstreamError if damaged. frame_bits: if a list, gets each field's bits
-    (its id bytes, its flags' and vectors' ideal code lengths; stats only)."""
+    of `depth` levels); BitstreamError if damaged. predictions: (frame, reference) per field, given
+    for version 11 files, whose B-frames' second fields may be coded on their first. frame_bits: if
+    a list, gets each field's bits (its id bytes, its flags' and vectors' ideal code lengths; stats only)."""
     by, bx = blocks
     per_frame = 2 + depth
     n_ids = per_frame * count
@@ -508,12 +588,18 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
         raise BitstreamError(f"motion section holds {len(data)} bytes, fewer than the {n_ids} table ids of {count} motion fields")
     capacity = entropy.max_symbols_for(len(data) - n_ids)
     ids = np.frombuffer(data[:n_ids], dtype=np.uint8).astype(np.int64).reshape(count, per_frame)
-    if ids[:, :2].max(initial=0) >= entropy.NS:
-        raise BitstreamError(f"motion scale id {int(ids[:, :2].max())} is beyond the {entropy.NS} tables: the file is damaged")
+    modes, ids[:, 0] = ids[:, 0] // entropy.NS, ids[:, 0] % entropy.NS
+    if ids[:, 1].max(initial=0) >= entropy.NS:
+        raise BitstreamError(f"motion scale id {int(ids[:, 1].max())} is beyond the {entropy.NS} tables: the file is damaged")
     steps = ids[:, 2:]
     if steps.size and (steps.min() < 1 or steps.max() >= entropy.FLAG_STEPS):
         raise BitstreamError(f"motion split flag step {int(steps.max() if steps.max() >= entropy.FLAG_STEPS else steps.min())} "
                              f"is outside 1..{entropy.FLAG_STEPS - 1}: the file is damaged")
+    can_mirror = [n > 0 and predictions is not None and predictions[n - 1][0] == predictions[n][0] for n in range(count)]
+    for n, mode in enumerate(modes.tolist()):
+        if mode >= MODES or (mode and not can_mirror[n]):
+            raise BitstreamError(f"motion field {n} has prediction mode {mode}, which "
+                                 f"{'does not exist' if mode >= MODES else 'only a B-frame second field of a version 11 file has'}: the file is damaged")
     decoder = entropy.LatentDecoder(data[n_ids:], "motion")
     coded = 0  # symbols taken so far: a short section cannot make the decoder walk a huge field
 
@@ -523,8 +609,8 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
         if coded > capacity:
             raise BitstreamError(f"a motion section of {len(data)} bytes cannot hold {count} fields of {by}x{bx} vectors: the file is damaged")
 
-    fields = []
-    for frame_ids in ids:
+    fields: list[np.ndarray] = []
+    for n, (frame_ids, mode) in enumerate(zip(ids, modes.tolist())):
         flag_bits = 0.0
         if depth:
             depth_steps = iter(frame_ids[2:].tolist())
@@ -538,14 +624,24 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
                 return flags
 
             _, leaves = tree(blocks, depth, split)
-            n = len(leaves)
+            count_n = len(leaves)
         else:
-            n = by * bx
-        take(2 * n)
-        tid = (_MEAN_TABLE * entropy.NS + frame_ids[:2])[None, :].repeat(n, 0).reshape(-1)
+            count_n = by * bx
+        take(2 * count_n)
+        tid = (_MEAN_TABLE * entropy.NS + frame_ids[:2])[None, :].repeat(count_n, 0).reshape(-1)
         symbols = decoder.code(tid)
         if frame_bits is not None:
             frame_bits.append(8.0 * per_frame + flag_bits + float(entropy.table_bits(tid, symbols).sum()))
-        diffs = (symbols - entropy.RMAX).reshape(n, 2)
-        fields.append(_undo_leaf_differences(diffs, leaves, blocks) if depth else _undifferences(diffs.reshape(by, bx, 2)))
+        diffs = (symbols - entropy.RMAX).reshape(count_n, 2)
+        base = None
+        if mode:
+            (t, r0), (_, r1) = predictions[n - 1], predictions[n]
+            base = mirrored(fields[n - 1], t, r0, r1)
+        if depth:
+            fields.append(_undo_leaf_differences(diffs, leaves, blocks, base))
+        else:
+            field = _undifferences(diffs.reshape(by, bx, 2)) + (0 if base is None else base)
+            if np.abs(field).max(initial=0) > MV_MAX:
+                raise BitstreamError(f"a motion vector is beyond +-{MV_MAX} vector units: the file is damaged")
+            fields.append(field)
     return fields

@@ -22,12 +22,14 @@ from codec_lab.codec import entropy
 from codec_lab.codec.model import bi_mean
 from codec_lab.codec.motion import (
     MV_FRAC,
+    cheaper_base,
     children,
     compensate_source,
     field_bits,
     grid,
     leaf_predictor,
     median_predictors,
+    mirrored,
     plane_taps,
     predict,
     sharp_phases,
@@ -76,23 +78,26 @@ def _block_sad(pred: np.ndarray, cur: np.ndarray, block: int, by: int, bx: int) 
     return diff.reshape(*diff.shape[:-2], by, block, bx, block).sum((-3, -1))
 
 
-def _choose(sad: np.ndarray, candidates: np.ndarray, lam: float) -> np.ndarray:
+def _choose(sad: np.ndarray, candidates: np.ndarray, lam: float, base: np.ndarray | None = None) -> np.ndarray:
     """Per block, the candidate vector minimising SAD + lam * bits(vector - predictor), the predictor
     being the median of blocks chosen before it in raster order (left, top, top-right or top-left).
 
     Blocks on one wavefront (2i + j constant) find all those neighbours on earlier wavefronts, so a
     wavefront is chosen at once: the raster order's choice (ties to the first candidate alike), with
     one numpy pass per wavefront instead of a Python step per block.
+    With a `base` (a B-frame's first field mirrored, in the candidates' units) the bits are those of
+    the vectors coded on it (motion.py's mode 1): the predictor works on field - base.
     sad: (n, by, bx); candidates: (n, by, bx, 2) vectors in half pixels."""
     _, by, bx = sad.shape
-    field = np.zeros((by, bx, 2), np.int64)
+    base = np.zeros((by, bx, 2), np.int64) if base is None else base
+    rel = np.zeros((by, bx, 2), np.int64)  # the chosen field - base
     for d in range(2 * (by - 1) + bx):
         i = np.arange(max(0, (d - bx + 2) // 2), min(by - 1, d // 2) + 1)
         j = d - 2 * i
         cand = candidates[:, i, j]  # (n, k, 2)
-        cost = sad[:, i, j] + lam * _vector_bits(cand - median_predictors(field, i, j)[None])
-        field[i, j] = cand[np.argmin(cost, axis=0), np.arange(len(i))]
-    return field
+        cost = sad[:, i, j] + lam * _vector_bits(cand - base[i, j][None] - median_predictors(rel, i, j)[None])
+        rel[i, j] = cand[np.argmin(cost, axis=0), np.arange(len(i))] - base[i, j]
+    return rel + base
 
 
 def _whole_pixel_sads(ref: np.ndarray, cur: np.ndarray, block: int, search: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,10 +159,11 @@ def estimate_field(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int 
 
 
 def estimate_fields(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int = SEARCH_RANGE,
-                    lams: tuple[float, ...] = (LAMBDA_SAD,), sharp: bool = False) -> list[np.ndarray]:
+                    lams: tuple[float, ...] = (LAMBDA_SAD,), sharp: bool = False, base: np.ndarray | None = None) -> list[np.ndarray]:
     """estimate_field for each smoothness `lams` (SAD per bit). On small frames they share the full
     search's SADs; coarse to fine (large frames) searches once per smoothness (~2x the time).
-    The whole-pixel search stays within whole_limit(sharp), whatever `search` asks."""
+    The whole-pixel search stays within whole_limit(sharp), whatever `search` asks. base: a B-frame's
+    first field mirrored, which the fractional steps count the vectors' bits on (`_choose`)."""
     h, w = cur.shape
     by, bx = grid(h, w, block)
     ref = ref.astype(np.float32)
@@ -184,7 +190,7 @@ def estimate_fields(ref: np.ndarray, cur: np.ndarray, block: int, *, search: int
                 preds = np.stack([compensate_source(source, plane_taps(torch.from_numpy(c), block, h, w, 1, sharp=sharp)).numpy()
                                   for c in candidates])
                 sads[key] = _block_sad(preds, cur, block, by, bx)
-            refined.append(_choose(sads[key], candidates, lam))
+            refined.append(_choose(sads[key], candidates, lam, base))
         fields = refined
     return fields
 
@@ -221,28 +227,34 @@ BI_ROUNDS = 1
 
 def refine_bidirectional(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, field0: np.ndarray, field1: np.ndarray,
                          block: int, lam: float, searches: tuple[int, int], sharp: bool = False,
-                         rounds: int = BI_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+                         rounds: int = BI_ROUNDS, predictions: tuple[tuple[int, int], tuple[int, int]] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """A B-frame's two fields, each searched alone on its reference, searched again in turn for the
     mean of the two predictions: the first against bi_target of the second's prediction, then the
-    second against the first's new one (`searches`: each one's range). The pair of least mean SAD
-    + lam x the fields' bits is kept: the one searched alone if the joint search found no better."""
-    best, best_cost = (field0, field1), _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp)
+    second against the first's new one (`searches`: each one's range). With the fields'
+    `predictions` ((frame, reference) each) the second is searched twice, its bits counted on
+    its neighbours alone and on the first mirrored (`motion.mirrored`, the section's mode 1).
+    The pair of least mean SAD + lam x the fields' bits is kept: the one searched alone if the
+    joint search found no better."""
+    best, best_cost = (field0, field1), _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp, predictions)
     for _ in range(rounds):
         field0 = estimate_fields(ref0, bi_target(cur, _compensated(ref1, field1, block, sharp=sharp)), block,
                                  search=searches[0], lams=(2 * lam,), sharp=sharp)[0]
-        field1 = estimate_fields(ref1, bi_target(cur, _compensated(ref0, field0, block, sharp=sharp)), block,
-                                 search=searches[1], lams=(2 * lam,), sharp=sharp)[0]
-        cost = _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp)
-        if cost < best_cost:
-            best, best_cost = (field0, field1), cost
+        target = bi_target(cur, _compensated(ref0, field0, block, sharp=sharp))
+        bases = [None] + ([mirrored(field0, predictions[0][0], predictions[0][1], predictions[1][1])] if predictions else [])
+        for base in bases:
+            field1 = estimate_fields(ref1, target, block, search=searches[1], lams=(2 * lam,), sharp=sharp, base=base)[0]
+            cost = _bi_cost(ref0, ref1, cur, field0, field1, block, lam, sharp, predictions)
+            if cost < best_cost:
+                best, best_cost = (field0, field1), cost
     return best
 
 
 def _bi_cost(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, field0: np.ndarray, field1: np.ndarray, block: int,
-             lam: float, sharp: bool) -> float:
+             lam: float, sharp: bool, predictions=None) -> float:
     """SAD of a B-frame's mean prediction (uniform fields, plain compensation) + lam x the fields' coded bits."""
     mean = bi_mean(torch.from_numpy(_compensated(ref0, field0, block, sharp=sharp)), torch.from_numpy(_compensated(ref1, field1, block, sharp=sharp)))
-    return float(np.abs(mean.numpy() - cur).sum()) + lam * field_bits([field0, field1])
+    return float(np.abs(mean.numpy() - cur).sum()) + lam * field_bits([field0, field1], 0, predictions)
 
 
 def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: list[int] | None = None,
@@ -258,7 +270,8 @@ def estimate_motion(y: np.ndarray, block: int, frames: list[int], references: li
             t = frames[n]
             for fields, lam in zip(out, lams):
                 fields[n], fields[m] = refine_bidirectional(y[refs[n]], y[refs[m]], y[t], fields[n], fields[m], block, lam,
-                                                            (_search_range(t, refs[n]), _search_range(t, refs[m])), sharp)
+                                                            (_search_range(t, refs[n]), _search_range(t, refs[m])), sharp,
+                                                            predictions=((t, refs[n]), (t, refs[m])))
     return out
 
 
@@ -280,7 +293,8 @@ def overlapped_motion(y: np.ndarray, block: int, frames: list[int], fields: list
             if n in partners:  # a B-frame's: for the mean with its other field's prediction (the refined one, if it came first)
                 m = partners[n]
                 other = _compensated(y[refs[m]], refined[m], block, overlap=True, sharp=sharp)
-                refined[n] = refine_overlapped(y[r], np.rint(bi_target(y[t], other)), per_frame[n], block, 2 * lam, sharp=sharp)
+                base = cheaper_base(per_frame[n], mirrored(refined[m], t, refs[m], r)) if m < n else None
+                refined[n] = refine_overlapped(y[r], np.rint(bi_target(y[t], other)), per_frame[n], block, 2 * lam, sharp=sharp, base=base)
             else:
                 refined[n] = refine_overlapped(y[r], y[t], per_frame[n], block, lam, sharp=sharp)
         out.append(refined)
@@ -348,15 +362,17 @@ class _OverlappedPrediction:
 
 
 def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block: int, lam: float,
-                      rounds: int = OVERLAP_ROUNDS, sharp: bool = False) -> np.ndarray:
+                      rounds: int = OVERLAP_ROUNDS, sharp: bool = False, base: np.ndarray | None = None) -> np.ndarray:
     """A uniform field searched block by block, refined for overlapped compensation: each block's
     vector (with its 8 neighbours a half pixel away, a quarter pixel if `sharp`, as candidates) scored by the SAD of the overlapped
     prediction over the samples it reaches (the block grown by half a block) + lam x the estimated
     bits of its difference from its median predictor. A block's vector reaches no further than the
     middle of its neighbours, so the blocks of one of the four 2x2 phases (i % 2, j % 2) are
     refined together, each of the 9 candidates one prediction of the frame. Foreman QCIF's 26
-    predicted frames: +0.5-0.6 dB of overlapped prediction for 20-50% more vector bytes (docs/codec.md)."""
+    predicted frames: +0.5-0.6 dB of overlapped prediction for 20-50% more vector bytes (docs/codec.md).
+    base: as `_choose`'s, the bits counted on it when the field is coded on a B-frame's first."""
     overlapped = _OverlappedPrediction(ref, block, sharp)
+    offset = np.zeros_like(field, dtype=np.int64) if base is None else base
     cur = cur.astype(np.int64)
     by, bx = field.shape[:2]
     units = vector_units(sharp)
@@ -369,7 +385,7 @@ def refine_overlapped(ref: np.ndarray, cur: np.ndarray, field: np.ndarray, block
         for phase in ((0, 0), (0, 1), (1, 0), (1, 1)):
             at = (rows % 2 == phase[0]) & (cols % 2 == phase[1])
             i, j = rows[at], cols[at]
-            predictors = median_predictors(field, i, j)
+            predictors = median_predictors(field - offset, i, j) + offset[i, j]
             candidates = np.clip(field[i, j][None] + steps[:, None], -limit, limit)  # (9, k, 2)
             costs = []
             for vectors in candidates:
@@ -401,7 +417,8 @@ def prediction_cost(y: np.ndarray, fields: list[np.ndarray], block: int, lmbda: 
         if other:
             pred = bi_mean(torch.from_numpy(pred), torch.from_numpy(other[0])).numpy()
         mse += float(np.mean(((pred - y[k]) / 255.0) ** 2)) / t
-    return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * field_bits(fields, depth) / (t * h * w)
+    bits = field_bits(fields, depth, list(zip(frames, _references(frames, references))))
+    return PREDICTION_ERROR_KEPT * PSNR_YUV_WEIGHTS[0] / sum(PSNR_YUV_WEIGHTS) * mse + lmbda * bits / (t * h * w)
 
 
 def _compensated(ref: np.ndarray, field: np.ndarray, block: int, overlap: bool = False, depth: int = 0, sharp: bool = False) -> np.ndarray:

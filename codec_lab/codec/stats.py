@@ -87,7 +87,8 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
     predictions = cfg.predictions(header.frames)
     if cfg.motion_block and predictions:
         bits: list[float] = []
-        motion.decode_fields(parsed.motion, len(predictions), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth)
+        motion.decode_fields(parsed.motion, len(predictions), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth,
+                            motion.readable_predictions(predictions, parsed.version))
         for (t, _), b in zip(predictions, bits):
             motion_bits[t] += b
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
