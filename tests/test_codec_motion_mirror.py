@@ -71,6 +71,20 @@ def test_a_field_that_codes_cheaper_alone_stays_mode_0():
     assert motion.cheaper_base(second, motion.mirrored(first, 1, 0, 2)) is None
 
 
+def test_a_field_whose_differences_only_its_base_keeps_codable_codes_on_it():
+    """Vectors +-126 apart in neighbouring blocks: differences beyond the tables' +-126 on their
+    neighbours alone (a clear ValueError for a P-frame's field), within them on the mirrored first."""
+    first = np.array([[[42, 0], [-42, 0]]], np.int64)
+    second = motion.mirrored(first, 1, 0, 3)  # 2 frames ahead against 1 behind: x (-2)
+    assert second.tolist() == [[[-84, 0], [84, 0]]]
+    wide = np.array([[[-63, 0], [63, 0]]], np.int64) * 2
+    with pytest.raises(ValueError, match="differences must stay within"):
+        motion.encode_fields([wide])
+    predictions = [(1, 0), (1, 3)]
+    section = motion.encode_fields([first, wide], 0, predictions)
+    assert all(np.array_equal(a, b) for a, b in zip(motion.decode_fields(section, 2, (1, 2), predictions=predictions), [first, wide]))
+
+
 def test_mode_1_is_damage_where_no_field_can_be_mirrored():
     """A mode a field cannot have (2; or 1 on a P-frame's field, on a B-frame's first, or in a file of
     version 10, whose decoder gets no predictions) is a clear BitstreamError."""

@@ -522,15 +522,18 @@ class _Coded:
 
 
 def _code_field(field: np.ndarray, depth: int, base: np.ndarray | None) -> _Coded:
-    """The field's cheaper mode: on its neighbours alone, or (with a base) on the base too, which
-    is tried only when every vector's offset from the base and every difference stays codable."""
+    """The field's cheaper mode: on its neighbours alone, or (with a base) on the base too, each
+    tried only when every difference (and, on the base, every vector's offset from it) stays
+    codable; ValueError if neither does."""
     field = field.astype(np.int64)
     flags, diffs = coded_form(field, depth)
-    forms = [(0, diffs)]
+    forms = [(0, diffs)] if np.abs(diffs).max(initial=0) <= entropy.RMAX else []
     if base is not None and np.abs(field - base).max(initial=0) <= MV_MAX:
         _, on_base = coded_form(field, depth, base)
         if np.abs(on_base).max(initial=0) <= entropy.RMAX:
             forms.append((1, on_base))
+    if not forms:
+        raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} vector units")
     flag_bits = 8 * (2 + depth) + sum(entropy.flag_bits(entropy.best_flag_step(f), f) for f in flags)
     best = None
     for mode, d in forms:
@@ -564,8 +567,6 @@ def encode_fields(fields: list[np.ndarray], depth: int = 0, predictions: list[tu
     ids = bytearray()
     for field, base in zip(fields, mirror_bases(fields, predictions)):
         coded = _code_field(field, depth, base)
-        if np.abs(coded.diffs).max(initial=0) > entropy.RMAX:
-            raise ValueError(f"motion vector differences must stay within +-{entropy.RMAX} vector units")
         steps = [entropy.best_flag_step(f) for f in coded.flags] + [1] * (depth - len(coded.flags))  # a depth no block reached: any id
         ids += bytes(coded.ids + steps)
         for k, f in zip(steps, coded.flags):
