@@ -15,6 +15,7 @@ from codec_lab.codec import bitstream, entropy, motion, motion_search
 from codec_lab.codec.encoder import encode_clip
 from codec_lab.codec.model import bi_mean, config_from_header
 from codec_lab.codec.presets import PRESETS, with_prediction
+from codec_lab.codec.stats import file_stats
 from codec_lab.errors import BitstreamError
 from codec_lab.video import read_clip
 from codec_lab.video.frames import Clip
@@ -168,3 +169,5 @@ def test_a_file_with_mirrored_fields_decodes_to_the_encoders_frames_in_another_p
     subprocess.run([sys.executable, "-m", "codec_lab.cli", "decode", str(path), "-o", str(out)], check=True, capture_output=True)
     decoded = read_clip(out)
     assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
+    stats = file_stats(path)
+    assert [f.index for f in stats.frames if f.mirrored] == [1, 2, 3] and "coded on its first, mirrored" in stats.lines()[-1]

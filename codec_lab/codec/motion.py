@@ -576,6 +576,11 @@ def encode_fields(fields: list[np.ndarray], depth: int = 0, predictions: list[tu
     return bytes(ids) + coder.finish()
 
 
+def field_modes(data: bytes, count: int, depth: int = 0) -> list[int]:
+    """Each of the `count` fields' modes, as a motion section that decode_fields accepted holds them."""
+    return [b // entropy.NS for b in data[: (2 + depth) * count : 2 + depth]]
+
+
 def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: list[float] | None = None,
                   depth: int = 0, predictions: list[tuple[int, int]] | None = None) -> list[np.ndarray]:
     """The `count` fields of `blocks` = (by, bx) smallest blocks each from a motion section (quadtrees

@@ -33,6 +33,7 @@ class FrameStats:
     psnr_y: float | None = None
     psnr_yuv: float | None = None
     reference: str | None = None  # the frame a P-frame is predicted from ("8"), or a B-frame's two ("0,8")
+    mirrored: bool = False  # a B-frame whose second field is coded on its first, mirrored (format version 11)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class FileStats:
         for f in self.frames:
             quality = f"  {f.psnr_y:6.2f}  {f.psnr_yuv:8.2f}" if f.psnr_y is not None else ""
             ref = "" if f.reference is None else f.reference
-            out.append(f"{f.index:5d}  {f.kind:<3}{ref:>6}{f.latent_bytes:13.0f}{f.motion_bytes:13.0f}{quality}")
+            out.append(f"{f.index:5d}  {f.kind:<3}{ref:>6}{f.latent_bytes:13.0f}{f.motion_bytes:12.0f}{'m' if f.mirrored else ' '}{quality}".rstrip())
+        if any(f.mirrored for f in self.frames):
+            out.append("m: the B-frame's second motion field is coded on its first, mirrored")
         return out
 
 
@@ -84,17 +87,20 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
     for level, n, bits in slices:
         per_frame[n * cfg.temporal_strides[level]] += bits
     motion_bits = dict.fromkeys(range(header.frames), 0.0)
+    mirrored = set()
     predictions = cfg.predictions(header.frames)
     if cfg.motion_block and predictions:
         bits: list[float] = []
         motion.decode_fields(parsed.motion, len(predictions), motion.grid(*header.padded_size, cfg.motion_block), bits, cfg.motion_depth,
                             motion.readable_predictions(predictions, parsed.version))
-        for (t, _), b in zip(predictions, bits):
+        for (t, _), b, mode in zip(predictions, bits, motion.field_modes(parsed.motion, len(predictions), cfg.motion_depth)):
             motion_bits[t] += b
+            if mode:
+                mirrored.add(t)
     quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
     refs = [cfg.references(t, header.frames) for t in range(header.frames)]
     frames = [FrameStats(t, "IPB"[len(refs[t])], per_frame[t] / 8, motion_bits[t] / 8, *quality[t],
-                         reference=",".join(map(str, refs[t])) or None) for t in range(header.frames)]
+                         reference=",".join(map(str, refs[t])) or None, mirrored=t in mirrored) for t in range(header.frames)]
     header_bytes = int.from_bytes(data[5:7], "big")  # after the magic and the version (parse_file checked it)
     sections = len(parsed.weights) + len(parsed.motion) + len(parsed.latents)
     return FileStats(
