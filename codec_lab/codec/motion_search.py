@@ -251,7 +251,7 @@ def refine_bidirectional(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, fi
 
 
 def _bi_cost(ref0: np.ndarray, ref1: np.ndarray, cur: np.ndarray, field0: np.ndarray, field1: np.ndarray, block: int,
-             lam: float, sharp: bool, predictions=None) -> float:
+             lam: float, sharp: bool, predictions: tuple[tuple[int, int], tuple[int, int]] | None = None) -> float:
     """SAD of a B-frame's mean prediction (uniform fields, plain compensation) + lam x the fields' coded bits."""
     mean = bi_mean(torch.from_numpy(_compensated(ref0, field0, block, sharp=sharp)), torch.from_numpy(_compensated(ref1, field1, block, sharp=sharp)))
     return float(np.abs(mean.numpy() - cur).sum()) + lam * field_bits([field0, field1], 0, predictions)
