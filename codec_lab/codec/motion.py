@@ -473,15 +473,22 @@ def readable_predictions(predictions: list[tuple[int, int]], version: int) -> li
     return predictions if version >= MIRROR_VERSION else None
 
 
-def mirror_bases(fields: list[np.ndarray], predictions: list[tuple[int, int]] | None) -> list[np.ndarray | None]:
-    """Per field, the base its vectors may be coded on: for a B-frame's second field (its frame
-    the field before's, in CodecConfig.predictions' order) the first mirrored; None for the others."""
-    out: list[np.ndarray | None] = [None] * len(fields)
-    for n in range(1, len(fields) if predictions else 0):
+def _mirror_pairs(predictions: list[tuple[int, int]] | None, count: int) -> list[tuple[int, int, int] | None]:
+    """Per field, (t, r0, r1) if it is a B-frame's second field (its frame the field before's, in
+    CodecConfig.predictions' order), which may be coded on the first mirrored; None for the others."""
+    out: list[tuple[int, int, int] | None] = [None] * count
+    for n in range(1, count if predictions else 0):
         (t0, r0), (t1, r1) = predictions[n - 1], predictions[n]
         if t0 == t1:
-            out[n] = mirrored(fields[n - 1], t1, r0, r1)
+            out[n] = (t1, r0, r1)
     return out
+
+
+def mirror_bases(fields: list[np.ndarray], predictions: list[tuple[int, int]] | None) -> list[np.ndarray | None]:
+    """Per field, the base its vectors may be coded on: a B-frame's second field's is the first
+    mirrored; None for the others."""
+    pairs = _mirror_pairs(predictions, len(fields))
+    return [None if pair is None else mirrored(fields[n - 1], *pair) for n, pair in enumerate(pairs)]
 
 
 def coded_form(field: np.ndarray, depth: int = 0, base: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -601,9 +608,9 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
     if steps.size and (steps.min() < 1 or steps.max() >= entropy.FLAG_STEPS):
         raise BitstreamError(f"motion split flag step {int(steps.max() if steps.max() >= entropy.FLAG_STEPS else steps.min())} "
                              f"is outside 1..{entropy.FLAG_STEPS - 1}: the file is damaged")
-    can_mirror = [n > 0 and predictions is not None and predictions[n - 1][0] == predictions[n][0] for n in range(count)]
+    pairs = _mirror_pairs(predictions, count)
     for n, mode in enumerate(modes.tolist()):
-        if mode >= MODES or (mode and not can_mirror[n]):
+        if mode >= MODES or (mode and pairs[n] is None):
             raise BitstreamError(f"motion field {n} has prediction mode {mode}, which "
                                  f"{'does not exist' if mode >= MODES else 'only a B-frame second field of a version 11 file has'}: the file is damaged")
     decoder = entropy.LatentDecoder(data[n_ids:], "motion")
@@ -639,10 +646,7 @@ def decode_fields(data: bytes, count: int, blocks: tuple[int, int], frame_bits: 
         if frame_bits is not None:
             frame_bits.append(8.0 * per_frame + flag_bits + float(entropy.table_bits(tid, symbols).sum()))
         diffs = (symbols - entropy.RMAX).reshape(count_n, 2)
-        base = None
-        if mode:
-            (t, r0), (_, r1) = predictions[n - 1], predictions[n]
-            base = mirrored(fields[n - 1], t, r0, r1)
+        base = mirrored(fields[n - 1], *pairs[n]) if mode else None
         if depth:
             fields.append(_undo_leaf_differences(diffs, leaves, blocks, base))
         else:
