@@ -46,7 +46,7 @@ FRAMES = {"foreman": 30, "carphone": 30, "mobile": 25, "n06": 48}
 # semantic_latent settings passed on only when their flag is given (else the preset's own value)
 OPTIONAL_SETTINGS = ("intra_period", "arm_context", "key_prediction", "intra_first", "intra_iteration_factor",
                      "intra_lambda_factor", "synth_hidden", "distortion", "motion_blocks", "motion_depth",
-                     "motion_overlap", "motion_sharp", "bidirectional")
+                     "motion_overlap", "motion_sharp", "bidirectional", "intra_frozen")
 ANCHOR_CRFS = {"x264": (23, 28, 33, 38, 43, 48), "x265": (25, 30, 35, 40, 45, 50), "av1": (32, 40, 48, 56, 63)}
 
 
@@ -160,6 +160,9 @@ def main() -> int:
                         help="with an intra period: key frames after frame 0 predicted from the key frame before, not intra (default: the preset's)")
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
                         help="motion/previous: train the intra frames first, alone, then the rest with them frozen (default: the preset's)")
+    parser.add_argument("--intra-frozen", action=argparse.BooleanOptionalAction, default=None,
+                        help="with intra first: the intra frames' latents stay as the first stage left them, or (--no-intra-frozen) "
+                             "train on with the other frames' (default: the preset's)")
     parser.add_argument("--intra-iteration-factor", type=float, default=None,
                         help="with intra first: the intra frames train for this many times the preset's iterations (default: the preset's)")
     parser.add_argument("--intra-lambda-factor", type=float, default=None,

@@ -243,8 +243,8 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
 
     monkeypatch.setattr(encoder, "Training", training)
 
-    def freeze(self, trained):
-        real_freeze(self, trained)
+    def freeze(self, trained, latents=True):
+        real_freeze(self, trained, latents)
         frozen.append((self, [lat.detach().clone() for lat in self.latents], [p.detach().clone() for p in self.synth.parameters()],
                        [p.detach().clone() for p in self.arm.parameters()]))
 
@@ -259,6 +259,42 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
     assert any(not torch.equal(now[1:], then[1:]) for now, then in zip(model.latents, latents))  # the P-frames trained
     assert all(torch.equal(p, q) for p, q in zip(model.synth.parameters(), synth))
     assert any(not torch.equal(p, q) for p, q in zip(model.arm.parameters(), arm))
+    decoded = decode_file(result.path).clip
+    assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
+
+
+def test_intra_latents_not_frozen_train_on_from_the_first_stage(monkeypatch, tmp_path):
+    """Preset.intra_frozen off: the video model starts from the first stage's rounded intra latents
+    (and its synthesis, which stays as it is) and trains them on with the rest, without the warm-up
+    that an untrained intra frame gets; the file still decodes to the encoder's reconstruction."""
+    import numpy as np
+
+    from codec_lab.codec import encoder
+    from codec_lab.codec.decoder import decode_file
+    from codec_lab.codec.training import TrainStep
+
+    taken, warmups = [], set()
+    real_freeze, real_step = LatentModel.freeze_intra, TrainStep.__call__
+
+    def freeze(self, trained, latents=True):
+        real_freeze(self, trained, latents)
+        if self.inter is not None:
+            taken.append((self, [lat[0].detach().clone() for lat in self.latents], [p.detach().clone() for p in self.synth.parameters()]))
+
+    def step(self, noise, warmup):
+        if self.model.inter is not None:
+            warmups.add(warmup)
+        return real_step(self, noise, warmup)
+
+    monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_frozen=False)
+    result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset)
+    (model, first, synth), = taken
+    assert all(torch.equal(lat, torch.round(lat)) for lat in first)  # started from the first stage's rounded latents
+    assert model.frozen is None and any(not torch.equal(now[0], then) for now, then in zip(model.latents, first))
+    assert all(torch.equal(p, q) for p, q in zip(model.synth.parameters(), synth))
+    assert warmups == {False}
     decoded = decode_file(result.path).clip
     assert all(np.array_equal(getattr(decoded, p), getattr(result.reconstruction, p)) for p in "yuv")
 

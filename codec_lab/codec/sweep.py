@@ -19,7 +19,8 @@ from codec_lab.video.frames import Clip
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
                   "intra_lambda_factor", "synth_hidden", "distortion",
-                  "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp", "bidirectional"}
+                  "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp", "bidirectional",
+                  "intra_frozen"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
 LMBDA_LIMITS = (1e-6, 1e-1)
 LMBDA_STEP = 3.0
@@ -115,8 +116,9 @@ class SemanticLatentCodec:
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
         if "synth_hidden" in settings:
             preset = with_synth_hidden(preset, int(settings["synth_hidden"]))
-        if "intra_first" in settings:  # encoder._train_intra_first
-            preset = replace(preset, intra_first=bool(settings["intra_first"]))
+        for name in ("intra_first", "intra_frozen"):  # encoder._train_intra_first; then the intra latents kept as it left them
+            if name in settings:
+                preset = replace(preset, **{name: bool(settings[name])})
         for name in ("intra_iteration_factor", "intra_lambda_factor"):  # the intra-first stage's schedule and lambda
             if name in settings:
                 factor = float(settings[name])

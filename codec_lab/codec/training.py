@@ -159,6 +159,7 @@ class LatentModel(nn.Module):
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
         self.frozen: torch.Tensor | None = None  # latents (a mask over latent_flat) kept as they are: see freeze_intra
+        self.intra_trained = False  # the intra frames come trained (freeze_intra): no warm-up
 
     def use_channels_last(self) -> LatentModel:
         """The synthesis in NHWC: its 1x1 layers are then plain matrix products, ~1.5x faster
@@ -193,11 +194,13 @@ class LatentModel(nn.Module):
             q = torch.where(self.frozen, lat.detach(), q)
         return self._levels(q)
 
-    def freeze_intra(self, trained: LatentModel) -> None:
+    def freeze_intra(self, trained: LatentModel, latents: bool = True) -> None:
         """Take the intra frames from `trained`, an all-intra model of this model's intra frames (in
         order) trained first: its synthesis and ARM, and its latents rounded into this model's intra
-        slices, which stay as they are from now on, as does the synthesis (only intra frames use it).
-        The ARM trains on."""
+        slices. The synthesis stays as it is from now on (only intra frames use it; training it on
+        with the rest let the chroma collapse in a 9-frame check); with `latents` so do those
+        latents, else they train on with the rest. The ARM trains on. Either way the intra frames
+        are trained: no warm-up (Training)."""
         intra = self.cfg.intra_frames(self.latent_shapes[0][0])
         if any(s != 1 for s in self.cfg.temporal_strides) or trained.latent_shapes[0][0] != len(intra):
             raise ValueError("freeze_intra needs one slice per frame in every level, and a model of the intra frames")
@@ -210,7 +213,8 @@ class LatentModel(nn.Module):
             for mine, theirs, frozen in zip(self.latents, trained.latents, self._levels(mask)):
                 mine.index_copy_(0, index, torch.round(theirs.detach()).to(mine))
                 frozen.index_fill_(0, index, True)
-        self.frozen = mask
+        self.frozen = mask if latents else None
+        self.intra_trained = True
 
     def noise_generator(self, device: torch.device) -> torch.Generator:
         """The training noise's generator on `device`, seeded with noise_seed: a model's noise does not
@@ -600,7 +604,7 @@ class Training:
         # The intra frames' bits stay priced per pixel of the whole clip meanwhile, a fraction of
         # their later price, much as an I-frame gets a lower QP: pricing them per pixel of the
         # frames shown cost 1-2 dB at high lambda (N06).
-        warmup = self.model.inter is not None and self.model.frozen is None and noise and position < INTRA_WARMUP
+        warmup = self.model.inter is not None and not self.model.intra_trained and noise and position < INTRA_WARMUP
         loss, bits, dist = self.run(noise, warmup)
         self.it += 1
         if self.it % preset.check_every == 0 or self.it == self.total:
