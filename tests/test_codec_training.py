@@ -224,7 +224,7 @@ def test_one_diverging_training_does_not_stop_its_companions(tmp_path, monkeypat
 
 
 def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp_path):
-    """Preset.intra_first: frame 0 trains first as an all-intra model at lambda / 4, for
+    """Preset.intra_first with intra_frozen: frame 0 trains first as an all-intra model at lambda / 4, for
     intra_iteration_factor x the iterations and that share of a time cap; the video model
     then starts from its synthesis, ARM and rounded latents, keeps frame 0's latents and the synthesis
     as they are, trains the rest (and the ARM), and the file decodes to the encoder's reconstruction."""
@@ -249,7 +249,8 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
                        [p.detach().clone() for p in self.arm.parameters()]))
 
     monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
-    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_iteration_factor=2)
+    preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_iteration_factor=2,
+                     intra_frozen=True)
     result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset,
                                  max_seconds=1000)
     # frame 0 alone (2 is predicted from it), at lambda / 4, 40 iterations: 40 / (40 + 3 x 20) of the cap (less the motion search's)
@@ -264,7 +265,7 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
 
 
 def test_intra_latents_not_frozen_train_on_from_the_first_stage(monkeypatch, tmp_path):
-    """Preset.intra_frozen off: the video model starts from the first stage's rounded intra latents
+    """Preset.intra_frozen off (the default): the video model starts from the first stage's rounded intra latents
     (and its synthesis, which stays as it is) and trains them on with the rest, without the warm-up
     that an untrained intra frame gets; the file still decodes to the encoder's reconstruction."""
     import numpy as np

@@ -29,8 +29,10 @@ class Preset:
     # and a lone frame gains from a longer schedule (Foreman 30 frames, lambda 6e-3: 4x, +0.73 dB at
     # the same rate; 4,800 iterations of 1 frame beside 1,200 of 30: ~12% more compute; docs/codec.md, session 9)
     intra_iteration_factor: float = 4.0
-    # ... then their latents stay as that stage left them (True), or train on with the other frames' (False)
-    intra_frozen: bool = True
+    # ... then their latents stay as that stage left them (True, sessions 8-16), or train on with the other
+    # frames' (False): the joint loss sees what an I-frame is worth as every frame's reference (Foreman 30
+    # frames, lambda 6e-3 and 2e-3: +0.34 and +0.33 dB at equal rate; docs/codec.md, session 17)
+    intra_frozen: bool = False
     # the loss's distortion: "mse" (the clip's, Y:U:V weighed 6:1:1) or "psnr" (its gradient that of the
     # mean over frames of PSNR-YUV, what the metric reports; training._distortion)
     distortion: str = "mse"
