@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
                         help="with previous/motion: train the intra frame(s) alone first, then the rest with them frozen "
                              "(default: the preset's, on, for 4x the iterations at lambda / 4)")
+    parser.add_argument("--intra-frozen", action=argparse.BooleanOptionalAction, default=None,
+                        help="with intra first: keep the intra frames' latents as that stage left them instead of training them "
+                             "on with the rest (default: the preset's, off)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (decoding arithmetic is device-independent)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the synthesis on CUDA")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
@@ -68,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     preset = with_prediction(preset, args.prediction or DEFAULT_PREDICTION, args.intra_period, args.key_prediction, args.bidirectional)
     if args.intra_first is not None:
         preset = replace(preset, intra_first=args.intra_first)
+    if args.intra_frozen is not None:
+        preset = replace(preset, intra_frozen=args.intra_frozen)
     lmbda = args.lmbda if args.lmbda is not None else DEFAULT_LMBDA
 
     def show(p) -> None:
