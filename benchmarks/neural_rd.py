@@ -159,7 +159,7 @@ def main() -> int:
     parser.add_argument("--key-prediction", action=argparse.BooleanOptionalAction, default=None,
                         help="with an intra period: key frames after frame 0 predicted from the key frame before, not intra (default: the preset's)")
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
-                        help="motion/previous: train the intra frames first, alone, then the rest with them frozen (default: the preset's)")
+                        help="motion/previous: train the intra frames first, alone, then the rest with their synthesis frozen (default: the preset's)")
     parser.add_argument("--intra-frozen", action=argparse.BooleanOptionalAction, default=None,
                         help="with intra first: the intra frames' latents stay as the first stage left them, or (--no-intra-frozen) "
                              "train on with the other frames' (default: the preset's)")

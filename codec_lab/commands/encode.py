@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                         help="with key prediction: the frames between key frames as hierarchical B-frames, each predicted "
                              "by the mean of the frames before and after it, moved (default: the preset's; on with motion in fast, medium and full)")
     parser.add_argument("--intra-first", action=argparse.BooleanOptionalAction, default=None,
-                        help="with previous/motion: train the intra frame(s) alone first, then the rest with them frozen "
+                        help="with previous/motion: train the intra frame(s) alone first, then the rest with their synthesis frozen "
                              "(default: the preset's, on, for 4x the iterations at lambda / 4)")
     parser.add_argument("--intra-frozen", action=argparse.BooleanOptionalAction, default=None,
                         help="with intra first: keep the intra frames' latents as that stage left them instead of training them "
