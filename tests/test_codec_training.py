@@ -234,7 +234,7 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
     from codec_lab.codec.decoder import decode_file
 
     stage_one, frozen = [], []
-    real_training, real_freeze = encoder.Training, LatentModel.freeze_intra
+    real_training, real_freeze = encoder.Training, LatentModel.take_intra
 
     def training(model, y, uv, lmbda, preset, **k):
         if not preset.config.inter:  # the first stage's all-intra model
@@ -243,12 +243,12 @@ def test_intra_first_trains_the_intra_frame_alone_then_keeps_it(monkeypatch, tmp
 
     monkeypatch.setattr(encoder, "Training", training)
 
-    def freeze(self, trained, latents=True):
-        real_freeze(self, trained, latents)
+    def freeze(self, trained, freeze_latents=True):
+        real_freeze(self, trained, freeze_latents)
         frozen.append((self, [lat.detach().clone() for lat in self.latents], [p.detach().clone() for p in self.synth.parameters()],
                        [p.detach().clone() for p in self.arm.parameters()]))
 
-    monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
+    monkeypatch.setattr(LatentModel, "take_intra", freeze)
     preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_iteration_factor=2,
                      intra_frozen=True)
     result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset,
@@ -275,10 +275,10 @@ def test_intra_latents_not_frozen_train_on_from_the_first_stage(monkeypatch, tmp
     from codec_lab.codec.training import TrainStep
 
     taken, warmups = [], set()
-    real_freeze, real_step = LatentModel.freeze_intra, TrainStep.__call__
+    real_freeze, real_step = LatentModel.take_intra, TrainStep.__call__
 
-    def freeze(self, trained, latents=True):
-        real_freeze(self, trained, latents)
+    def freeze(self, trained, freeze_latents=True):
+        real_freeze(self, trained, freeze_latents)
         if self.inter is not None:
             taken.append((self, [lat[0].detach().clone() for lat in self.latents], [p.detach().clone() for p in self.synth.parameters()]))
 
@@ -287,7 +287,7 @@ def test_intra_latents_not_frozen_train_on_from_the_first_stage(monkeypatch, tmp
             warmups.add(warmup)
         return real_step(self, noise, warmup)
 
-    monkeypatch.setattr(LatentModel, "freeze_intra", freeze)
+    monkeypatch.setattr(LatentModel, "take_intra", freeze)
     monkeypatch.setattr(TrainStep, "__call__", step)
     preset = replace(with_prediction(replace(PRESETS["test"], iterations=20), "motion", 2, True), intra_first=True, intra_frozen=False)
     result = encoder.encode_clip(synthetic_clip(frames=3, height=16, width=16), tmp_path / "f.clv", lmbda=1e-3, preset=preset)

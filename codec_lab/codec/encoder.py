@@ -298,7 +298,7 @@ def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, pres
                        amp: bool, max_seconds: float | None, cuda_graphs: bool | None) -> None:
     """Preset.intra_first: each job's intra frames trained first, alone, as an all-intra model with
     the preset's schedule stretched by intra_iteration_factor, at lambda x intra_lambda_factor, then
-    frozen into the job's model (LatentModel.freeze_intra; their latents too with Preset.intra_frozen,
+    frozen into the job's model (LatentModel.take_intra; their latents too with Preset.intra_frozen,
     else they train on with the rest), which trains the rest without a warm-up.
     Trained jointly, a lone I-frame (key prediction) came out worse: Foreman 16 frames, lambda 6e-3,
     2,587 B at 30.3 dB against 1,376 B at 32.8 trained first (docs/codec.md, session 8). The jobs'
@@ -325,7 +325,7 @@ def _train_intra_first(jobs: list[_Job], y: torch.Tensor, uv: torch.Tensor, pres
     for job, first, run in zip(jobs, firsts, train_together(trainings)):
         if run.error is not None:
             raise run.error
-        job.model.freeze_intra(first, latents=preset.intra_frozen)
+        job.model.take_intra(first, freeze_latents=preset.intra_frozen)
 
 
 MIN_TRAIN_SHARE = 0.25  # of --max-seconds, left to training however long the motion search took

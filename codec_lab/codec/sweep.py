@@ -116,9 +116,6 @@ class SemanticLatentCodec:
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
         if "synth_hidden" in settings:
             preset = with_synth_hidden(preset, int(settings["synth_hidden"]))
-        for name in ("intra_first", "intra_frozen"):  # encoder._train_intra_first; then the intra latents kept as it left them
-            if name in settings:
-                preset = replace(preset, **{name: bool(settings[name])})
         for name in ("intra_iteration_factor", "intra_lambda_factor"):  # the intra-first stage's schedule and lambda
             if name in settings:
                 factor = float(settings[name])
@@ -146,7 +143,9 @@ class SemanticLatentCodec:
             if not (str(depth).isdigit() and 0 <= int(depth) <= MAX_MOTION_DEPTH):
                 raise CodecLabError(f"motion_depth must be 0..{MAX_MOTION_DEPTH}, not {depth!r}")
             preset = replace(preset, motion_depth=int(depth))
-        for name in ("motion_overlap", "motion_sharp"):  # prediction motion: overlapped compensation, quarter-pel 6-tap (true / false)
+        # true / false: the intra frames trained first (encoder._train_intra_first), their latents then kept as
+        # that left them; prediction motion: overlapped compensation, quarter-pel 6-tap
+        for name in ("intra_first", "intra_frozen", "motion_overlap", "motion_sharp"):
             if name in settings:
                 if not isinstance(settings[name], bool):
                     raise CodecLabError(f"{name} must be true or false, not {settings[name]!r}")

@@ -158,8 +158,8 @@ class LatentModel(nn.Module):
         self._wave_plan: dict[tuple, _WavePlan] = {}
         self._stacked_taps: dict[tuple, tuple[motion.Taps, motion.Taps]] = {}
         self.channels_last = False
-        self.frozen: torch.Tensor | None = None  # latents (a mask over latent_flat) kept as they are: see freeze_intra
-        self.intra_trained = False  # the intra frames come trained (freeze_intra): no warm-up
+        self.frozen: torch.Tensor | None = None  # latents (a mask over latent_flat) kept as they are: see take_intra
+        self.intra_trained = False  # the intra frames come trained (take_intra): no warm-up
 
     def use_channels_last(self) -> LatentModel:
         """The synthesis in NHWC: its 1x1 layers are then plain matrix products, ~1.5x faster
@@ -194,26 +194,28 @@ class LatentModel(nn.Module):
             q = torch.where(self.frozen, lat.detach(), q)
         return self._levels(q)
 
-    def freeze_intra(self, trained: LatentModel, latents: bool = True) -> None:
+    def take_intra(self, trained: LatentModel, freeze_latents: bool = True) -> None:
         """Take the intra frames from `trained`, an all-intra model of this model's intra frames (in
         order) trained first: its synthesis and ARM, and its latents rounded into this model's intra
         slices. The synthesis stays as it is from now on (only intra frames use it; training it on
-        with the rest let the chroma collapse in a 9-frame check); with `latents` so do those
+        with the rest let the chroma collapse in a 9-frame check); with `freeze_latents` so do those
         latents, else they train on with the rest. The ARM trains on. Either way the intra frames
         are trained: no warm-up (Training)."""
         intra = self.cfg.intra_frames(self.latent_shapes[0][0])
         if any(s != 1 for s in self.cfg.temporal_strides) or trained.latent_shapes[0][0] != len(intra):
-            raise ValueError("freeze_intra needs one slice per frame in every level, and a model of the intra frames")
+            raise ValueError("take_intra needs one slice per frame in every level, and a model of the intra frames")
         self.synth.load_state_dict(trained.synth.state_dict())
         self.arm.load_state_dict(trained.arm.state_dict())
         self.synth.requires_grad_(False)
-        mask = torch.zeros_like(self.latent_flat, dtype=torch.bool)
-        index = torch.tensor(intra, device=mask.device)
+        index = torch.tensor(intra, device=self.latent_flat.device)
         with torch.no_grad():
-            for mine, theirs, frozen in zip(self.latents, trained.latents, self._levels(mask)):
+            for mine, theirs in zip(self.latents, trained.latents):
                 mine.index_copy_(0, index, torch.round(theirs.detach()).to(mine))
+        if freeze_latents:
+            mask = torch.zeros_like(self.latent_flat, dtype=torch.bool)
+            for frozen in self._levels(mask):
                 frozen.index_fill_(0, index, True)
-        self.frozen = mask if latents else None
+            self.frozen = mask
         self.intra_trained = True
 
     def noise_generator(self, device: torch.device) -> torch.Generator:
