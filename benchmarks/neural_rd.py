@@ -45,7 +45,7 @@ CLIPS = {
 FRAMES = {"foreman": 30, "carphone": 30, "mobile": 25, "n06": 48}
 # semantic_latent settings passed on only when their flag is given (else the preset's own value)
 OPTIONAL_SETTINGS = ("intra_period", "arm_context", "key_prediction", "intra_first", "intra_iteration_factor",
-                     "intra_lambda_factor", "synth_hidden", "distortion", "motion_blocks", "motion_depth",
+                     "intra_lambda_factor", "synth_layers", "synth_hidden", "distortion", "motion_blocks", "motion_depth",
                      "motion_overlap", "motion_sharp", "bidirectional", "intra_frozen")
 ANCHOR_CRFS = {"x264": (23, 28, 33, 38, 43, 48), "x265": (25, 30, 35, 40, 45, 50), "av1": (32, 40, 48, 56, 63)}
 
@@ -167,6 +167,9 @@ def main() -> int:
                         help="with intra first: the intra frames train for this many times the preset's iterations (default: the preset's)")
     parser.add_argument("--intra-lambda-factor", type=float, default=None,
                         help="with intra first: the intra frames train at lambda times this (default: the preset's, 0.25)")
+    parser.add_argument("--synth-layers", default=None,
+                        help="both synthesis networks' layers in Cool-chic's notation, e.g. 16-1-relu,16-1-relu,3-3,3-3-res "
+                             "(OUT-KERNEL[-relu][-res]; default: the preset's)")
     parser.add_argument("--synth-hidden", type=int, default=None,
                         help="channels of both synthesis networks' hidden layers (default: the preset's, 16)")
     parser.add_argument("--distortion", default=None, choices=("mse", "psnr"),

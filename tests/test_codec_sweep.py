@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from codec_lab.codec import bitstream
+from codec_lab.codec.model import LayerSpec
+from codec_lab.codec.presets import PRESETS, layers_text, parse_layers
 from codec_lab.codecs import get_codec
 from codec_lab.errors import CodecLabError
 from codec_lab.planning.space import default_search_space
@@ -84,6 +86,9 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion"}).config.key_prediction  # the preset's default
     narrow = codec._preset({"lmbda": 1e-3, "prediction": "motion", "synth_hidden": 5}).config
     assert [layer.out for layer in narrow.synth + narrow.inter_synth if layer.relu] == [5, 5]  # the test preset: one hidden layer each
+    layered = codec._preset({"lmbda": 1e-3, "prediction": "motion", "synth_layers": "8-1-relu,3-1,3-3-res"}).config
+    assert layered.synth == layered.inter_synth == (LayerSpec(8, 1, True), LayerSpec(3, 1, False), LayerSpec(3, 3, False, True))
+    assert not codec._preset({"lmbda": 1e-3, "synth_layers": "8-1-relu,3-3"}).config.inter_synth  # intra: no inter network to shape
     assert codec._preset({"lmbda": 1e-3, "distortion": "psnr"}).distortion == "psnr"
     assert codec._preset({"lmbda": 1e-3}).distortion == "mse"
     assert codec._preset({"lmbda": 1e-3, "prediction": "motion", "motion_blocks": "4,8"}).motion_blocks == (4, 8)
@@ -97,6 +102,11 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
     for bad, message in (({"intra_iteration_factor": 0}, "intra_iteration_factor must be in"),
                          ({"intra_lambda_factor": float("nan")}, "intra_lambda_factor must be in"),
                          ({"synth_hidden": 0}, "synth_hidden must be 1..64"),
+                         ({"synth_layers": "16-1-relu,3-3-relu-res"}, "a residual layer must follow a layer of the same 3 channels"),
+                         ({"synth_layers": "16-1-relu"}, "the last with 3 channels"),
+                         ({"synth_layers": "16-2-relu,3-3"}, "write OUT-KERNEL"),
+                         ({"synth_layers": "16-1-relu-relu,3-3"}, "write OUT-KERNEL"),
+                         ({"synth_layers": "65-1-relu,3-3"}, "65 channels is outside 1..64"),
                          ({"key_prediction": "yes"}, "key_prediction must be true or false"),
                          ({"distortion": "ssim"}, "distortion 'ssim' is not one of mse, psnr"),
                          ({"motion_blocks": "4,6"}, "motion_blocks '4,6': give block sizes"),
@@ -108,3 +118,10 @@ def test_training_settings_reach_the_preset_and_nonsense_is_refused():
                          ({"motion_sharp": 1}, "motion_sharp must be true or false")):
         with pytest.raises(CodecLabError, match=message):
             codec._preset({"lmbda": 1e-3, "prediction": "motion", **bad})
+
+
+def test_synthesis_layers_read_back_as_written():
+    for preset in PRESETS.values():
+        for layers in (preset.config.synth, preset.inter_synth):
+            assert parse_layers(layers_text(layers)) == layers
+    assert layers_text(parse_layers(" 16-1-relu, 16-3-res-relu ,3-1")) == "16-1-relu,16-3-relu-res,3-1"  # flags in any order

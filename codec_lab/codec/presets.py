@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from codec_lab.codec.bitstream import MAX_INTRA_PERIOD
+from codec_lab.codec.bitstream import MAX_CHANNELS, MAX_INTRA_PERIOD, MAX_LAYERS
 from codec_lab.codec.model import CodecConfig, LayerSpec
 
 DISTORTIONS = ("mse", "psnr")  # Preset.distortion's values (training._distortion)
@@ -150,6 +150,40 @@ def with_synth_hidden(preset: Preset, width: int) -> Preset:
     return replace(preset, config=replace(preset.config, synth=narrowed(preset.config.synth),
                                           inter_synth=narrowed(preset.config.inter_synth)),
                    inter_synth=narrowed(preset.inter_synth))
+
+
+def parse_layers(text: str) -> tuple[LayerSpec, ...]:
+    """Synthesis layers in Cool-chic's notation, "16-1-relu,16-1-relu,3-1,3-3-res,3-3-res": per layer
+    its output channels, its kernel (1 or 3), then `relu` and/or `res` (a residual layer adds its
+    input, so it keeps the channel count). The last layer gives the 3 channels of a frame."""
+    from codec_lab.errors import CodecLabError
+
+    layers: list[LayerSpec] = []
+    for item in text.split(","):
+        parts = item.strip().split("-")
+        flags = set(parts[2:])
+        if len(parts) < 2 or not (parts[0].isdigit() and parts[1] in ("1", "3")) or not flags <= {"relu", "res"} or len(flags) < len(parts) - 2:
+            raise CodecLabError(f"synthesis layer {item.strip()!r} in {text!r}: write OUT-KERNEL[-relu][-res], e.g. 16-1-relu or 3-3-res")
+        out = int(parts[0])
+        if not 1 <= out <= MAX_CHANNELS:
+            raise CodecLabError(f"synthesis layer {item.strip()!r}: {out} channels is outside 1..{MAX_CHANNELS}")
+        if "res" in flags and (not layers or layers[-1].out != out):
+            raise CodecLabError(f"synthesis layer {item.strip()!r}: a residual layer must follow a layer of the same {out} channels")
+        layers.append(LayerSpec(out, int(parts[1]), "relu" in flags, "res" in flags))
+    if not 1 <= len(layers) <= MAX_LAYERS or layers[-1].out != 3:
+        raise CodecLabError(f"synthesis layers {text!r}: give 1..{MAX_LAYERS} layers, the last with 3 channels (Y, U, V)")
+    return tuple(layers)
+
+
+def layers_text(layers: tuple[LayerSpec, ...]) -> str:
+    """`parse_layers`' notation for these layers."""
+    return ",".join("-".join([str(s.out), str(s.kernel)] + ["relu"] * s.relu + ["res"] * s.residual) for s in layers)
+
+
+def with_synth_layers(preset: Preset, layers: tuple[LayerSpec, ...]) -> Preset:
+    """Both synthesis networks (the intra one, and the inter one where the clip is predicted) with these layers."""
+    return replace(preset, config=replace(preset.config, synth=layers, inter_synth=layers if preset.config.inter_synth else ()),
+                   inter_synth=layers)
 
 
 def get_preset(name: str) -> Preset:

@@ -18,7 +18,7 @@ from codec_lab.video.frames import Clip
 
 KNOWN_SETTINGS = {"lmbda", "preset", "iterations", "latent_levels", "max_seconds", "prediction", "intra_period", "arm_context",
                   "key_prediction", "intra_first", "intra_iteration_factor",
-                  "intra_lambda_factor", "synth_hidden", "distortion",
+                  "intra_lambda_factor", "synth_layers", "synth_hidden", "distortion",
                   "motion_blocks", "motion_depth", "motion_overlap", "motion_sharp", "bidirectional",
                   "intra_frozen"}
 LMBDA_POINTS = (2e-4, 6e-4, 2e-3, 6e-3)  # highest quality first
@@ -94,8 +94,10 @@ class SemanticLatentCodec:
         from codec_lab.codec.presets import (
             DEFAULT_PREDICTION,
             get_preset,
+            parse_layers,
             with_prediction,
             with_synth_hidden,
+            with_synth_layers,
         )
 
         unknown = set(settings) - KNOWN_SETTINGS
@@ -114,6 +116,8 @@ class SemanticLatentCodec:
             if settings["arm_context"] not in ARM_CONTEXTS:
                 raise CodecLabError(f"arm_context {settings['arm_context']!r} is not one of {', '.join(ARM_CONTEXTS)}")
             preset = replace(preset, config=replace(preset.config, arm_context=str(settings["arm_context"])))
+        if "synth_layers" in settings:  # both synthesis networks' layers, "16-1-relu,16-1-relu,3-1,3-3-res,3-3-res"
+            preset = with_synth_layers(preset, parse_layers(str(settings["synth_layers"])))
         if "synth_hidden" in settings:
             preset = with_synth_hidden(preset, int(settings["synth_hidden"]))
         for name in ("intra_iteration_factor", "intra_lambda_factor"):  # the intra-first stage's schedule and lambda
