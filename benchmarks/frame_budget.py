@@ -3,9 +3,10 @@
     python benchmarks/frame_budget.py FILE.clv [FILE.clv ...] [--clip foreman] [--frames 30] [--match size|psnr]
 
 For each file, x264 medium (the anchors' settings) is run at the crf whose payload is nearest the
-file's size (or, with --match psnr, whose mean PSNR-YUV is nearest the file's), on the same frames; both are decoded and measured frame by frame. The table gives,
-per frame type (I, P, B), the frames, their bytes and their mean PSNR-YUV; the .clv's weights,
-header and framing on lines of their own (x264's parameter sets are its header). A .clv's frame
+file's size (or, with --match psnr, whose mean PSNR-YUV is nearest the file's), on the same
+frames; both are decoded and measured frame by frame. The table gives, per frame type (I, P,
+B), the frames, their bytes and their mean PSNR-YUV; the .clv's weights, header and framing on
+lines of their own (x264's parameter sets are its header). A .clv's frame
 bytes are its latents and motion vectors (`codec-lab inspect`); x264's are its packets, SEI
 stripped as the anchors strip it.
 """
@@ -53,7 +54,8 @@ def nearest_crf(clip, match: str, target: float, tmp: Path):
         if crf not in tried:
             encoded = codec.encode(clip, {"crf": crf, "preset": "medium"}, tmp / f"x264_crf{crf}")
             decoded = codec.decode(encoded.path)
-            tried[crf] = (encoded, decoded, encoded.payload_bytes if match == "size" else evaluate(clip, decoded, with_ms_ssim=False).psnr_yuv)
+            value = encoded.payload_bytes if match == "size" else evaluate(clip, decoded, with_ms_ssim=False).psnr_yuv
+            tried[crf] = (encoded, decoded, value)
         return tried[crf][2]
 
     low, high = CRFS[0], CRFS[-1]
