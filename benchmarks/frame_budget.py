@@ -6,7 +6,7 @@ For each file, x264 medium (the anchors' settings) is run at the crf whose paylo
 file's size (or, with --match psnr, whose mean PSNR-YUV is nearest the file's), on the same
 frames; both are decoded and measured frame by frame. The table gives, per frame type (I, P,
 B), the frames, their bytes and their mean PSNR-YUV; the .clv's weights, header and framing on
-lines of their own (x264's parameter sets are its header). A .clv's frame
+lines of their own (x264's header: the payload's bytes outside its frames). A .clv's frame
 bytes are its latents and motion vectors (`codec-lab inspect`); x264's are its packets, SEI
 stripped as the anchors strip it.
 """
@@ -27,18 +27,16 @@ CRFS = range(10, 52)
 PICTURE_TYPES = {1: "I", 2: "P", 3: "B"}  # FFmpeg's AVPictureType, an int in PyAV 18
 
 
-def x264_frames(clip, path: Path) -> tuple[list[tuple[str, int]], int]:
-    """x264's frames in display order as (type, bytes), and its header (parameter sets) bytes."""
+def x264_frames(path: Path) -> list[tuple[str, int]]:
+    """x264's frames in display order as (type, bytes). The payload's other bytes are its parameter sets."""
     import av
 
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        header = len(stream.codec_context.extradata or b"")
-        sizes = sorted((p.pts, p.size) for p in container.demux(stream) if p.size)
+        sizes = sorted((p.pts, p.size) for p in container.demux(video=0) if p.size)
     with av.open(str(path)) as container:
         kinds = [getattr(frame.pict_type, "name", None) or PICTURE_TYPES.get(int(frame.pict_type), "?")
                  for frame in container.decode(video=0)]
-    return [(kind, size) for kind, (_, size) in zip(kinds, sizes)], header
+    return [(kind, size) for kind, (_, size) in zip(kinds, sizes)]
 
 
 def nearest_crf(clip, match: str, target: float, tmp: Path):
@@ -96,7 +94,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             mean_psnr = float(np.mean([f.psnr_yuv for f in stats.frames]))
             crf, encoded, decoded = nearest_crf(clip, args.match, stats.file_bytes if args.match == "size" else mean_psnr, Path(tmp))
-            frames, header = x264_frames(clip, encoded.path)
+            frames = x264_frames(encoded.path)
         quality = [psnr_yuv(*(psnr(getattr(clip, p)[t], getattr(decoded, p)[t]) for p in "yuv")) for t in range(len(frames))]
         theirs = summary([(kind, size, q) for (kind, size), q in zip(frames, quality)])
         print(f"\n{path.name} ({stats.file_bytes} B, {mean_psnr:.2f} dB) against "
@@ -107,7 +105,8 @@ def main() -> int:
                      for n, b, q in (side.get(kind, (0, 0, 0)) for side in (ours, theirs))]
             print(f"| {kind}-frames | {cells[0]} | {cells[1]} |")
         print(f"| weights | {stats.weights_section:,} B | - |")
-        print(f"| header and framing | {stats.header_bytes + stats.framing_bytes} B | {header} B (parameter sets) |")
+        rest = encoded.payload_bytes - sum(size for _, size in frames)
+        print(f"| header and framing | {stats.header_bytes + stats.framing_bytes} B | {rest} B (parameter sets outside the frames) |")
         print(f"| total | {stats.file_bytes:,} B | {encoded.payload_bytes:,} B |")
     return 0
 
