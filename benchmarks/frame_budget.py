@@ -51,7 +51,7 @@ def nearest_crf(clip, match: str, target: float, tmp: Path):
     def measure(crf: int) -> float:
         if crf not in tried:
             encoded = codec.encode(clip, {"crf": crf, "preset": "medium"}, tmp / f"x264_crf{crf}")
-            decoded = codec.decode(encoded.path)
+            decoded = codec.decode(encoded.path) if match == "psnr" else None  # by size, only the crf chosen is decoded
             value = encoded.payload_bytes if match == "size" else evaluate(clip, decoded, with_ms_ssim=False).psnr_yuv
             tried[crf] = (encoded, decoded, value)
         return tried[crf][2]
@@ -61,7 +61,8 @@ def nearest_crf(clip, match: str, target: float, tmp: Path):
         mid = (low + high) // 2
         low, high = (mid, high) if measure(mid) > target else (low, mid)
     crf = min((low, high), key=lambda c: abs(measure(c) - target))
-    return crf, tried[crf][0], tried[crf][1]
+    encoded, decoded, _ = tried[crf]
+    return crf, encoded, decoded if decoded is not None else codec.decode(encoded.path)
 
 
 def summary(rows: list[tuple[str, float, float | None]]) -> dict[str, tuple[int, float, float]]:
@@ -82,8 +83,7 @@ def main() -> int:
     parser.add_argument("--match", default="size", choices=("size", "psnr"),
                         help="x264 at the crf nearest the file's size (default) or its mean PSNR-YUV")
     args = parser.parse_args()
-    from codec_lab.codec.stats import file_stats
-    from codec_lab.metrics import psnr, psnr_yuv
+    from codec_lab.codec.stats import file_stats, frame_quality
     from codec_lab.video import read_clip
 
     source = read_clip(CLIPS[args.clip](), frames=args.frames or FRAMES[args.clip])
@@ -95,7 +95,7 @@ def main() -> int:
             mean_psnr = float(np.mean([f.psnr_yuv for f in stats.frames]))
             crf, encoded, decoded = nearest_crf(clip, args.match, stats.file_bytes if args.match == "size" else mean_psnr, Path(tmp))
             frames = x264_frames(encoded.path)
-        quality = [psnr_yuv(*(psnr(getattr(clip, p)[t], getattr(decoded, p)[t]) for p in "yuv")) for t in range(len(frames))]
+        quality = [yuv for _, yuv in frame_quality(clip, decoded)]
         theirs = summary([(kind, size, q) for (kind, size), q in zip(frames, quality)])
         print(f"\n{path.name} ({stats.file_bytes} B, {mean_psnr:.2f} dB) against "
               f"x264 crf {crf} ({encoded.payload_bytes} B, {np.mean(quality):.2f} dB), {clip.num_frames} frames of {args.clip}")

@@ -97,7 +97,7 @@ def file_stats(path: str | Path, source: Clip | None = None, *, max_pixels: int 
             motion_bits[t] += b
             if mode:
                 mirrored.add(t)
-    quality = _frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
+    quality = frame_quality(source, decoded.clip) if source is not None else [(None, None)] * header.frames
     refs = [cfg.references(t, header.frames) for t in range(header.frames)]
     frames = [FrameStats(t, "IPB"[len(refs[t])], per_frame[t] / 8, motion_bits[t] / 8, *quality[t],
                          reference=",".join(map(str, refs[t])) or None, mirrored=t in mirrored) for t in range(header.frames)]
@@ -122,7 +122,7 @@ def _network_bytes(parsed: bitstream.Parsed, cfg) -> dict[str, float]:
     return out
 
 
-def _frame_quality(source: Clip, decoded: Clip) -> list[tuple[float, float]]:
+def frame_quality(source: Clip, decoded: Clip) -> list[tuple[float, float]]:
     source = source.head(decoded.num_frames)
     check_comparable(source, decoded)
     out = []
